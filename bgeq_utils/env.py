@@ -1,0 +1,97 @@
+"""The environment a figure was measured in: CPU model and ISA flags, GPU, package versions."""
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+from importlib import metadata
+
+PACKAGES = (
+    "torch", "transformers", "sentence-transformers", "onnxruntime", "onnx", "bitsandbytes",
+    "torchao", "optimum-quanto", "openvino", "nncf", "accelerate", "numpy",
+)
+# ISA features that decide which precision is fast on a CPU.
+CPU_FLAGS = (
+    "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
+    "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "amx_fp16",
+)
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("unknown", "", "x86_64"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return model, flags
+
+
+def cpu_flags() -> set[str]:
+    return _cpuinfo()[1]
+
+
+def has_cuda() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'. Asking for CUDA without one is an error."""
+    device = (device or "auto").lower()
+    if device == "auto":
+        return "cuda" if has_cuda() else "cpu"
+    if device.startswith("cuda") and not has_cuda():
+        raise RuntimeError("device='cuda' was requested but no CUDA GPU is visible; use device='cpu' or 'auto'")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    return device
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@lru_cache(maxsize=None)
+def describe(device: str = "cpu") -> dict:
+    model, flags = _cpuinfo()
+    info = {
+        "kind": "cuda" if device.startswith("cuda") else "cpu",
+        "cpu_model": model,
+        "cpu_count": os.cpu_count(),
+        "cpu_flags": sorted(f for f in CPU_FLAGS if f in flags),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    try:
+        import torch
+        info["torch_threads"] = torch.get_num_threads()
+        if device.startswith("cuda") and torch.cuda.is_available():
+            p = torch.cuda.get_device_properties(0)
+            info["gpu_name"] = p.name
+            info["gpu_memory_bytes"] = int(p.total_memory)
+            info["gpu_capability"] = f"{p.major}.{p.minor}"
+    except Exception:
+        pass
+    return info
+
+
+def label(env: dict) -> str:
+    """A one-line description for figure captions."""
+    if env.get("kind") == "cuda":
+        return f"{env.get('gpu_name', 'GPU')} (CUDA)"
+    flags = ",".join(f for f in env.get("cpu_flags", []) if "512" in f or "amx" in f or "vnni" in f)
+    return f"{env.get('cpu_model', 'CPU')}, {env.get('cpu_count')} cores [{flags}]"

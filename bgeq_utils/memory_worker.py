@@ -1,0 +1,82 @@
+"""Run in a fresh process by bench.measure_memory: build one method, report its memory as JSON.
+
+Resident memory is read after the FP32 reference is released; the peak during inference is read
+after resetting the high-water mark (/proc/self/clear_refs), so building does not count.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import sys
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _trim():
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def main(argv):
+    args = json.loads(argv[1])
+    import torch  # noqa: F401  (imports count in the baseline, not in the model)
+    import transformers  # noqa: F401
+    from bgeq_utils import data, methods, models
+    import onnxruntime  # noqa: F401
+    _trim()
+    baseline = _status_kb("VmRSS")
+    device = args["device"]
+    cal = None
+    if args.get("calibration_file"):
+        cal = json.load(open(args["calibration_file"]))
+    elif args.get("calibration_n"):
+        cal = data.calibration_texts(int(args["calibration_n"]))
+    ref = models.load_from_spec(args["reference"], device="cpu")
+    enc = methods.build(args["method"], ref, device=device, calibration=cal, **args["options"])
+    ref.model = None
+    del ref
+    _trim()
+    build_peak = _status_kb("VmHWM")
+    resident = _status_kb("VmRSS")
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        cuda_model = torch.cuda.memory_allocated()
+    reset = _reset_peak()
+    feats = enc.tokenize(data.benchmark_texts(args["batch_size"]) * 1, max_length=args["seq_len"], pad_to_max=True)
+    for _ in range(2):
+        enc.embed_features(feats)
+    out = {"baseline_rss_bytes": baseline, "model_rss_bytes": resident - baseline,
+           "resident_rss_bytes": resident, "peak_rss_bytes": _status_kb("VmHWM"),
+           "inference_peak_over_baseline_bytes": _status_kb("VmHWM") - baseline,
+           "build_peak_rss_bytes": build_peak, "peak_reset": reset,
+           "rss_anon_bytes": _status_kb("RssAnon"), "rss_file_bytes": _status_kb("RssFile"),
+           "batch_size": args["batch_size"], "seq_len": args["seq_len"], "process": "fresh"}
+    if cuda:
+        out["cuda_model_bytes"] = cuda_model
+        out["peak_cuda_bytes"] = torch.cuda.max_memory_allocated()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,72 @@
+"""Project paths, always derived from the package location.
+
+JupyterLab, papermill and nbval start kernels in different working directories, so nothing here
+looks at the CWD. ``BGEQ_OUTPUTS`` and ``BGEQ_DATA`` may redirect outputs and data (tests use this to
+keep a user's outputs untouched).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+PARAMS = ROOT / "params"
+CLAIMS = ROOT / "bgeq_utils" / "claims.yaml"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("BGEQ_DATA", ROOT / "data"))
+
+
+def outputs_dir() -> Path:
+    return Path(os.environ.get("BGEQ_OUTPUTS", ROOT / "outputs"))
+
+
+DATA = data_dir()
+OUTPUTS = outputs_dir()
+
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_run_name(run: str) -> str:
+    if not isinstance(run, str) or not _RUN_NAME.match(run):
+        raise ValueError(
+            f"run name {run!r} is not usable as a folder name; use letters, digits, '.', '_' or '-' "
+            "(e.g. 'default' or 'bge-large-random')"
+        )
+    return run
+
+
+def run_dir(run: str, root: str | Path | None = None) -> Path:
+    """``outputs/<run>/``: results, figures, embeddings, executed notebooks and the report of one run."""
+    base = Path(root) if root else outputs_dir()
+    return base / check_run_name(run)
+
+
+def results_dir(run: str, root: str | Path | None = None) -> Path:
+    return run_dir(run, root) / "results"
+
+
+def figures_dir(run: str, root: str | Path | None = None) -> Path:
+    d = run_dir(run, root) / "figures"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def embeddings_dir(run: str, root: str | Path | None = None) -> Path:
+    return run_dir(run, root) / "embeddings"
+
+
+def models_dir() -> Path:
+    """Where hub models are downloaded to (and found again offline)."""
+    return data_dir() / "models"
+
+
+def beir_dir() -> Path:
+    return data_dir() / "beir"
+
+
+def cache_dir() -> Path:
+    return data_dir() / "cache"

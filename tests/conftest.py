@@ -1,0 +1,44 @@
+"""Shared fixtures. Outputs go to a temporary folder so a user's outputs/ is never touched."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# Before any bgeq import, and inherited by nbval/papermill kernels started by this session.
+_TMP_OUT = tempfile.mkdtemp(prefix="bgeq-test-outputs-")
+os.environ.setdefault("BGEQ_OUTPUTS", _TMP_OUT)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def reference():
+    from bgeq_utils import models
+    return models.load_reference("default")
+
+
+@pytest.fixture(scope="session")
+def lee():
+    from bgeq_utils import data
+    return data.load_evalset("lee")
+
+
+@pytest.fixture(scope="session")
+def lee_small():
+    from bgeq_utils import data
+    return data.load_evalset("lee", max_docs=20)
+
+
+@pytest.fixture(scope="session")
+def reference_emb(reference, lee):
+    from bgeq_utils import pipeline
+    return pipeline.reference_embeddings(reference, lee, run="pytest")
+
+
+@pytest.fixture
+def tiny_bench():
+    """A speed/memory config small enough for tests (correctness only, figures are not asserted)."""
+    from bgeq_utils.pipeline import BenchConfig
+    return BenchConfig(batch_sizes=(2,), seq_lens=(16,), warmup=0, repeats=1, max_seconds=2, memory=False)
