@@ -183,7 +183,7 @@ def random_folder(preset: str, seed: int = 0) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.manual_seed(seed)
-    model = BertModel(BertConfig(**p["config"]), add_pooling_layer=False).eval()
+    model = BertModel(BertConfig(**p["config"])).eval()  # with pooler, as the published checkpoint
     model.save_pretrained(tmp)
     # bge-large uses the same uncased WordPiece vocabulary as the bundled model.
     bundled = _bundled_folder()

@@ -1,16 +1,9 @@
-"""Shared fixtures. Outputs go to a temporary folder so a user's outputs/ is never touched."""
+"""Shared fixtures."""
 from __future__ import annotations
-
-import os
-import tempfile
 
 import pytest
 
-# Before any bgeq import, and inherited by nbval/papermill kernels started by this session.
-_TMP_OUT = tempfile.mkdtemp(prefix="bgeq-test-outputs-")
-os.environ.setdefault("BGEQ_OUTPUTS", _TMP_OUT)
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# BGEQ_OUTPUTS (a temporary folder) and HF_HUB_OFFLINE are set by the conftest.py at the repository root.
 
 
 @pytest.fixture(scope="session")

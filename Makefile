@@ -1,0 +1,57 @@
+# bgeq: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bgeq-installed
+PROFILE ?= default
+# torch is pinned to the CPU build that installs offline here; on a GPU machine use TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: help setup run run-bge-large-random run-bge-large bench test test-unit test-notebooks notebooks report clean-venv
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[notebooks,test,openvino]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bgeq)" >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install bgeq with notebook and test extras (offline-capable)
+
+run: $(STAMP) ## execute every notebook with papermill (PROFILE=default): outputs/<run>/
+	$(PY) -m bgeq_utils.runner --profile $(PROFILE)
+
+run-bge-large-random: $(STAMP) ## notebooks on bge-large's architecture with random weights (size/memory/speed)
+	$(PY) -m bgeq_utils.runner --profile bge-large-random
+
+run-bge-large: $(STAMP) ## the real BAAI/bge-large-en-v1.5 on BEIR scifact (needs internet once)
+	$(PY) -m bgeq_utils.runner --profile bge-large
+
+bench: $(STAMP) ## speed suite: every method side by side on the bge-large preset (prints figures)
+	$(PY) -m bgeq_utils.benchmark $(BENCH_ARGS)
+
+test: $(STAMP) ## unit tests + nbval regression tests of the committed notebooks
+	$(PY) -m pytest -q -m "not slow and not gpu" tests
+	$(PY) -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+
+test-unit: $(STAMP) ## unit tests only
+	$(PY) -m pytest -q -m "not gpu" tests
+
+test-notebooks: $(STAMP) ## nbval on the committed notebooks only
+	$(PY) -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+
+notebooks: $(STAMP) ## re-execute the committed notebooks in place (default profile; outputs to a temp folder)
+	BGEQ_OUTPUTS=$$(mktemp -d) $(PY) -m bgeq_utils.refresh
+
+report: $(STAMP) ## rebuild only the comparison and report.html of the default run
+	$(PY) -m bgeq_utils.runner --profile $(PROFILE) --notebooks 09
+
+clean-venv: ## remove the virtual environment (outputs are kept)
+	rm -rf $(VENV)

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+
+from bgeq_utils import data
+
+
+def test_lee_construction(lee):
+    assert len(lee.corpus) == 50 and len(lee.pairs) == 1225 and lee.pair_scores.shape == (1225,)
+    assert lee.exclude_self and lee.symmetric
+    q0 = lee.qrels["lee00"]
+    assert "lee00" not in q0 and len(q0) == 49
+    assert set(data.lee_grade(s) for s in lee.pair_scores) == {0, 1, 2}
+    # grades follow the thresholds documented in data/README.md
+    assert data.lee_grade(0.75) == 2 and data.lee_grade(0.5) == 1 and data.lee_grade(0.49) == 0
+
+
+def test_calibration_texts_are_not_evaluation_documents(lee):
+    cal = data.calibration_texts()
+    assert len(cal) == 300
+    assert not set(cal) & set(lee.corpus.values())
+    assert data.calibration_texts(16, seed=0) == data.calibration_texts(16, seed=0)
+    assert len(data.calibration_texts(512)) == 512
+
+
+def _write_beir(folder, corpus=None, queries=None, qrels=None):
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    corpus = corpus or [{"_id": "d1", "title": "Cats", "text": "Cats purr."}, {"_id": "d2", "text": "Dogs bark."},
+                        {"_id": "d3", "title": "", "text": "Fish swim."}]
+    queries = queries or [{"_id": "q1", "text": "what purrs"}, {"_id": "q2", "text": "what barks"}]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(c) for c in corpus) + "\n")
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
+    (folder / "qrels" / "test.tsv").write_text(qrels or "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n")
+    return folder
+
+
+def test_beir_folder_loads(tmp_path):
+    ev = data.load_evalset(str(_write_beir(tmp_path / "mini")))
+    assert ev.corpus["d1"] == "Cats Cats purr." and ev.corpus["d3"] == "Fish swim."
+    assert ev.qrels == {"q1": {"d1": 1}, "q2": {"d2": 2}} and not ev.exclude_self
+
+
+def test_beir_bad_json_names_file_and_line(tmp_path):
+    f = _write_beir(tmp_path / "bad")
+    (f / "corpus.jsonl").write_text('{"_id": "d1", "text": "ok"}\n{not json\n')
+    with pytest.raises(data.DatasetFormatError, match=r"corpus.jsonl line 2: not valid JSON"):
+        data.load_evalset(str(f))
+
+
+def test_beir_missing_fields_and_files(tmp_path):
+    f = _write_beir(tmp_path / "nofield")
+    (f / "queries.jsonl").write_text('{"_id": "q1"}\n')
+    with pytest.raises(data.DatasetFormatError, match=r"queries.jsonl line 1: a query needs '_id' and 'text'"):
+        data.load_evalset(str(f))
+    g = _write_beir(tmp_path / "noqrels")
+    (g / "qrels" / "test.tsv").unlink()
+    with pytest.raises(data.DatasetFormatError, match=r"qrels/test.tsv is missing"):
+        data.load_evalset(str(g))
+    h = _write_beir(tmp_path / "badqrels", qrels="q1\td1\n")
+    with pytest.raises(data.DatasetFormatError, match=r"test.tsv line 1: expected 3 tab-separated columns"):
+        data.load_evalset(str(h))
+
+
+def test_beir_name_reads_downloaded_folder(tmp_path, monkeypatch):
+    """A BEIR name resolves to data/beir/<name>, the folder a download unpacks into."""
+    monkeypatch.setenv("BGEQ_DATA", str(tmp_path))
+    _write_beir(tmp_path / "beir" / "scifact")
+    ev = data.load_evalset("scifact")
+    assert ev.name == "scifact" and len(ev.corpus) == 3
+
+
+def test_unknown_dataset_message():
+    with pytest.raises(data.DatasetFormatError, match="unknown dataset 'nope'.*'lee'"):
+        data.load_evalset("nope")
+
+
+def test_max_docs_keeps_judged_documents(tmp_path):
+    corpus = [{"_id": f"d{i}", "text": f"doc {i}"} for i in range(30)]
+    f = _write_beir(tmp_path / "big", corpus=corpus, qrels="q1\td7\t1\nq2\td21\t1\n")
+    ev = data.load_evalset(str(f), max_docs=10)
+    assert len(ev.corpus) == 10 and {"d7", "d21"} <= set(ev.corpus)
+    assert "higher than on the full corpus" in ev.notes
