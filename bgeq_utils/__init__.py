@@ -13,5 +13,7 @@ try:  # our own progress bars are enough; keep transformers' per-file bars out o
     from transformers.utils import logging as _tlog
     _tlog.disable_progress_bar()
     _tlog.set_verbosity_error()
+    from huggingface_hub.utils import disable_progress_bars as _hf_quiet
+    _hf_quiet()
 except Exception:  # pragma: no cover - transformers missing is reported where it is needed
     pass
