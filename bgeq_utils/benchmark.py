@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--calibration", type=int, default=64)
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--fidelity-docs", type=int, default=20, help="Lee documents for the fidelity check (0: none)")
-    ap.add_argument("--run", default="bench-bge-large")
+    ap.add_argument("--run", default="bge-large-random", help="the same run the bge-large-random notebooks write to")
     a = ap.parse_args(argv)
     unknown = [m for m in a.methods if m not in methods.names()]
     if unknown:
