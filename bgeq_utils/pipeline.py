@@ -113,7 +113,7 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
     cfg = bench_config or BenchConfig()
     res = Result(run=run, method=method, label=label or method, precision=spec.precision, library=spec.library,
                  model=reference.info(), dataset=evalset.summary() if evalset is not None else None,
-                 device=env.describe(device), packages=env.package_versions(), options=options)
+                 device=env.describe(device), packages=env.package_versions(), options=dict(options))
     if calibration is not None:
         res.options["calibration"] = calibration if isinstance(calibration, int) else f"{len(calibration)} texts"
     cal_texts = data_mod.calibration_texts(calibration) if isinstance(calibration, int) else calibration
