@@ -1,0 +1,228 @@
+"""PyTorch FP16/BF16 and INT8 methods on the default model, and the FP16 overflow check."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from bgeq_utils import data, encoders, env, methods, metrics, overflow, pipeline
+
+MB = 1e6
+
+
+@pytest.fixture(scope="module")
+def texts(lee_small):
+    return list(lee_small.corpus.values())[:12]
+
+
+@pytest.fixture(scope="module")
+def fp32_emb(reference, texts):
+    return methods.build("fp32", reference).encode(texts, batch_size=6)
+
+
+@pytest.fixture(scope="module")
+def fp32_disk(reference):
+    return methods.build("fp32", reference).size_on_disk()
+
+
+def linear_weight_numel(model):
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def check_embeddings(emb, fp32_emb, n, dim=384):
+    assert emb.shape == (n, dim) and emb.dtype == np.float32
+    assert np.isfinite(emb).all()
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    return metrics.fidelity(fp32_emb, emb)
+
+
+# --- FP16 / BF16 --------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,cos_mean,cos_min", [("fp16", 0.9999, 0.9998), ("bf16", 0.999, 0.998)])
+def test_half_precision_cpu(reference, texts, fp32_emb, fp32_disk, name, cos_mean, cos_min):
+    enc = methods.build(name, reference)
+    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
+    print(name, {k: round(f[k], 6) for k in ("cos_mean", "cos_min")})
+    assert f["cos_mean"] >= cos_mean and f["cos_min"] >= cos_min
+    assert enc.compute_precision == name
+    assert next(enc.model.parameters()).dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[name]
+    assert next(reference.model.parameters()).dtype == torch.float32  # the reference is untouched
+    assert enc.param_bytes() == 2 * reference.num_parameters
+    disk = enc.size_on_disk()
+    print(name, "disk MB", disk / MB, "fp32", fp32_disk / MB)
+    assert 0.45 * fp32_disk < disk < 0.55 * fp32_disk
+    native = enc.info["cpu_native_flags"]
+    assert set(native) <= env.cpu_flags() and enc.info["cpu_native"] == bool(native)
+
+
+def test_half_precision_rejects_options(reference):
+    with pytest.raises(TypeError, match="fp16 takes no options"):
+        methods.build("fp16", reference, threshold=1)
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16", "int8-dynamic-torch"])
+def test_cuda_variants_are_skipped_without_a_gpu(reference, tiny_bench, monkeypatch, name):
+    monkeypatch.setattr("bgeq_utils.env.has_cuda", lambda: False)
+    res = pipeline.run_method(name, reference, run="pytest-torch-skip", device="cuda", bench_config=tiny_bench,
+                              progress=False)
+    assert res.status == "skipped" and "no CUDA" in res.reason
+
+
+def test_static_int8_is_cpu_only(reference):
+    with pytest.raises(methods.MethodUnavailable, match="runs on cpu only"):
+        methods.build("int8-static-torch", reference, device="cuda", calibration=["a text"])
+
+
+def test_torch_ao_dynamic_on_cuda_says_why(reference, monkeypatch):
+    """With a GPU visible, the torch.ao API (CPU kernels only) is refused with the reason, not crashed."""
+    monkeypatch.setattr("bgeq_utils.env.has_cuda", lambda: True)
+    with pytest.raises(methods.MethodUnavailable, match="CPU kernels only"):
+        methods.build("int8-dynamic-torch", reference, device="cuda", api="torch.ao")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["fp16", "bf16"])
+def test_half_precision_cuda(reference, texts, fp32_emb, name):
+    enc = methods.build(name, reference, device="cuda")
+    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
+    assert f["cos_mean"] >= 0.999 and next(enc.model.parameters()).is_cuda
+
+
+# --- INT8 dynamic -------------------------------------------------------------------------------
+def test_int8_dynamic_torch_ao(reference, texts, fp32_emb, fp32_disk):
+    enc = methods.build("int8-dynamic-torch", reference)
+    assert enc.info["api"] == "torch.ao.quantization.quantize_dynamic" and enc.info["requested_api"] == "auto"
+    assert enc.info["quantized_linear_layers"] == 37 and enc.compute_precision == "int8"
+    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
+    print("int8-dynamic-torch", {k: round(f[k], 6) for k in ("cos_mean", "cos_min")})
+    # per-tensor activation scales (7-bit on x86) cost more than FP16 does: 0.977 / 0.946 observed
+    assert f["cos_mean"] >= 0.97 and f["cos_min"] >= 0.93
+    # Linear weights: 4 bytes -> 1 byte (+ one float64 scale and int64 zero point per output channel)
+    lin = linear_weight_numel(reference.model)
+    expected = 4 * reference.num_parameters - 3 * lin
+    assert expected < enc.param_bytes() < expected + 0.01 * lin * 4
+    disk = enc.size_on_disk()
+    print("int8-dynamic-torch disk MB", disk / MB)
+    assert disk < 0.7 * fp32_disk and abs(disk - enc.param_bytes()) < 0.01 * disk
+
+
+def test_int8_dynamic_per_tensor_is_less_faithful(reference, texts, fp32_emb):
+    """The guide's recipe (one weight scale per tensor) loses more than per-channel weights."""
+    pc = metrics.fidelity(fp32_emb, methods.build("int8-dynamic-torch", reference).encode(texts, 6))
+    pt_enc = methods.build("int8-dynamic-torch", reference, per_channel=False)
+    pt = metrics.fidelity(fp32_emb, pt_enc.encode(texts, 6))
+    print("per-channel", round(pc["cos_mean"], 4), "per-tensor", round(pt["cos_mean"], 4))
+    assert pt_enc.info["weights"] == "int8 per tensor"
+    assert pt["cos_mean"] < pc["cos_mean"]
+
+
+def test_int8_dynamic_torchao(reference, texts, fp32_emb):
+    enc = methods.build("int8-dynamic-torch", reference, api="torchao")
+    assert enc.info["api"].startswith("torchao.quantization.quantize_") and not enc.info["compiled"]
+    few = texts[:6]
+    f = check_embeddings(enc.encode(few, batch_size=6), fp32_emb[:6], 6)
+    print("int8-dynamic-torch[torchao]", {k: round(f[k], 6) for k in ("cos_mean", "cos_min")})
+    assert f["cos_mean"] >= 0.995
+    lin = linear_weight_numel(reference.model)
+    expected = 4 * reference.num_parameters - 3 * lin
+    assert expected < enc.param_bytes() < expected + 0.01 * lin * 4
+    with pytest.raises(ValueError, match="per_channel=False applies to api='torch.ao' only"):
+        methods.build("int8-dynamic-torch", reference, api="torchao", per_channel=False)
+
+
+def test_int8_dynamic_bad_options(reference):
+    with pytest.raises(ValueError, match="api='onnx' is not one of"):
+        methods.build("int8-dynamic-torch", reference, api="onnx")
+    with pytest.raises(TypeError, match="unknown option"):
+        methods.build("int8-dynamic-torch", reference, bits=4)
+    with pytest.raises(ValueError, match="compile=True applies to api='torchao' only"):
+        methods.build("int8-dynamic-torch", reference, api="torch.ao", compile=True)
+
+
+# --- INT8 static (PT2E) -------------------------------------------------------------------------
+def test_int8_static_torch_numerics_and_saved_program(reference, texts, fp32_emb, fp32_disk, tmp_path):
+    """The uncompiled converted graph: the INT8 numerics (fast to build); its saved program reloads."""
+    enc = methods.build("int8-static-torch", reference, calibration=data.calibration_texts(32), compile=False)
+    info = enc.info
+    assert info["int8_weight_tensors"] == 36 and info["activation_quantize_nodes"] == 24  # 6 layers x 6 / x 4
+    assert info["fp32_originals_dropped"] == 36 and enc.compute_precision == "fp32"
+    emb = enc.encode(texts, batch_size=6)
+    f = check_embeddings(emb, fp32_emb, len(texts))
+    print("int8-static-torch", {k: round(f[k], 6) for k in ("cos_mean", "cos_min")})
+    assert f["cos_mean"] >= 0.98 and f["cos_min"] >= 0.97
+    one = enc.encode(texts[:1], batch_size=1)  # batch 1 through the dynamic-shape export
+    assert float(one[0] @ emb[0]) > 0.9999
+    lin = linear_weight_numel(reference.model) - reference.model.pooler.dense.weight.numel()
+    assert info["bytes_by_dtype"]["int8"] == lin
+    assert enc.param_bytes() < 4 * reference.num_parameters - 2.9 * lin
+    folder = enc.save(tmp_path / "static")
+    disk = encoders.dir_bytes(folder)
+    print("int8-static-torch disk MB", disk / MB)
+    assert disk < 0.7 * fp32_disk
+    prog = torch.export.load(str(folder / "model_int8_static.pt2")).module()
+    feats = enc.tokenize(texts[:3])
+    with torch.no_grad():
+        hidden = prog(*[torch.from_numpy(feats[k]) for k in encoders.FEATURES])
+    again = encoders.pool_torch(hidden, torch.from_numpy(feats["attention_mask"]), "mean").numpy()
+    np.testing.assert_allclose(again, enc.embed_features(feats), atol=1e-5)
+
+
+def test_int8_static_needs_calibration(reference):
+    with pytest.raises(ValueError, match="needs calibration texts"):
+        methods.build("int8-static-torch", reference)
+
+
+@pytest.mark.slow
+def test_int8_static_torch_compiled(reference, texts, fp32_emb):
+    """Compiled with Inductor freezing: the q/dq patterns become oneDNN INT8 kernels (about a minute)."""
+    enc = methods.build("int8-static-torch", reference, calibration=data.calibration_texts(32))
+    assert enc.info["compiled"] and enc.compute_precision == "int8"
+    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
+    assert f["cos_mean"] >= 0.98
+
+
+# --- FP16 overflow check ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def few_texts(lee_small):
+    return list(lee_small.corpus.values())[:6]
+
+
+def test_overflow_check_passes_on_the_real_model(reference, few_texts):
+    half = copy.deepcopy(reference.model).half()
+    table, verdict = overflow.check_fp16_overflow(reference.model, reference.tokenizer, few_texts, half_model=half)
+    n_layers = reference.model.config.num_hidden_layers
+    assert len(table) == 2 + 9 * n_layers
+    assert set(table["site"]) == set(overflow.SITE_ORDER)
+    assert (table["max_abs"] > 0).all() and np.isfinite(table["max_abs"]).all()
+    assert not table["overflows_fp16"].any() and (table["nan"] == 0).all()
+    assert verdict.startswith("SAFE") and "0 of 6 texts non-finite" in verdict
+    # the hooks saw the true maximum: the layer output is the last hidden state
+    with torch.inference_mode():
+        enc = reference.tokenizer(few_texts, padding=True, truncation=True, return_tensors="pt")
+        h = reference.model(**enc).last_hidden_state[enc["attention_mask"].bool()]
+    last = table[(table.layer == n_layers - 1) & (table.site == "layer")]["max_abs"].item()
+    assert last == pytest.approx(float(h.abs().max()), rel=1e-6)
+
+
+def test_overflow_check_detects_an_injected_overflow(reference, few_texts):
+    bad = copy.deepcopy(reference.model)
+    with torch.no_grad():
+        bad.encoder.layer[2].intermediate.dense.weight *= 3000.0  # FFN of layer 2 now exceeds 65504
+    table, verdict = overflow.check_fp16_overflow(bad, reference.tokenizer, few_texts,
+                                                  half_model=copy.deepcopy(bad).half())
+    flagged = table[table["overflows_fp16"]]
+    assert not flagged.empty and (flagged["layer"] == 2).all()
+    assert (table[table.layer < 2]["overflows_fp16"] == False).all()  # noqa: E712
+    assert verdict.startswith("OVERFLOW") and "layer 2" in verdict
+    assert "6 of 6 texts non-finite" in verdict  # the FP16 copy really produces NaN/inf
+
+
+def test_overflow_at_risk_and_errors(reference, few_texts):
+    table = overflow.activation_maxima(reference.model, reference.tokenizer, few_texts[:2])
+    assert overflow.verdict(table, risk_factor=1e4).startswith("AT RISK")
+    assert overflow.nonfinite(np.array([[1.0, np.nan], [0.0, 1.0], [np.inf, 2.0]])) == \
+        {"rows": 3, "nonfinite_rows": 2, "nan": 1, "inf": 1}
+    with pytest.raises(ValueError, match="FP32 model's activations"):
+        overflow.check_fp16_overflow(copy.deepcopy(reference.model).half(), reference.tokenizer, few_texts)
+    with pytest.raises(ValueError, match="no encoder.layer"):
+        overflow.activation_maxima(torch.nn.Linear(2, 2), reference.tokenizer, few_texts)
