@@ -35,3 +35,21 @@ def tiny_bench():
     """A speed/memory config small enough for tests (correctness only, figures are not asserted)."""
     from bgeq_utils.pipeline import BenchConfig
     return BenchConfig(batch_sizes=(2,), seq_lens=(16,), warmup=0, repeats=1, max_seconds=2, memory=False)
+
+
+@pytest.fixture(scope="session")
+def texts(lee_small):
+    """Twelve evaluation documents: enough for a fidelity check, fast on two cores."""
+    return list(lee_small.corpus.values())[:12]
+
+
+@pytest.fixture(scope="session")
+def fp32_emb(reference, texts):
+    from bgeq_utils import methods
+    return methods.build("fp32", reference).encode(texts, batch_size=6)
+
+
+@pytest.fixture(scope="session")
+def fp32_disk(reference):
+    from bgeq_utils import methods
+    return methods.build("fp32", reference).size_on_disk()

@@ -10,21 +10,6 @@ MB = 1e6
 
 
 @pytest.fixture(scope="module")
-def texts(lee_small):
-    return list(lee_small.corpus.values())[:12]
-
-
-@pytest.fixture(scope="module")
-def fp32_emb(reference, texts):
-    return methods.build("fp32", reference).encode(texts, batch_size=6)
-
-
-@pytest.fixture(scope="module")
-def fp32_disk(reference):
-    return methods.build("fp32", reference).size_on_disk()
-
-
-@pytest.fixture(scope="module")
 def linear_numel(reference):
     return sum(m.weight.numel() for m in reference.model.modules() if isinstance(m, torch.nn.Linear))
 
