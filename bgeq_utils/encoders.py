@@ -131,15 +131,7 @@ class TorchEncoder(Encoder):
         return self._forward(features).cpu().numpy().astype(np.float32, copy=False)
 
     def param_bytes(self) -> int:
-        import torch
-        seen, total = set(), 0
-        for t in list(self.model.state_dict().values()):
-            for x in _tensors_in(t):
-                key = (x.data_ptr(), x.nbytes) if x.device.type != "meta" else id(x)
-                if key not in seen:
-                    seen.add(key)
-                    total += x.nbytes
-        return total
+        return storage_bytes(self.model.state_dict(keep_vars=True).values())
 
     def save(self, folder):
         import torch
@@ -161,14 +153,41 @@ class TorchEncoder(Encoder):
             torch.cuda.empty_cache()
 
 
-def _tensors_in(obj):
-    """Tensors inside a state-dict value (quantized packed params hide them in tuples)."""
+def storage_tensors(t):
+    """The plain tensors that really hold a tensor's data: tensor subclasses (torchao, quanto) are
+    flattened recursively; a torch quantized tensor yields its integers and per-channel parameters;
+    packed-parameter tuples are walked."""
     import torch
-    if isinstance(obj, torch.Tensor):
-        if obj.is_quantized:
-            yield obj.int_repr() if obj.device.type == "cpu" else obj
-        else:
-            yield obj
-    elif isinstance(obj, (tuple, list)):
-        for o in obj:
-            yield from _tensors_in(o)
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+    if isinstance(t, (tuple, list)):
+        for x in t:
+            yield from storage_tensors(x)
+    elif not isinstance(t, torch.Tensor):
+        return
+    elif is_traceable_wrapper_subclass(t):
+        names, _ = t.__tensor_flatten__()
+        for n in names:
+            inner = getattr(t, n)
+            if inner is not None:
+                yield from storage_tensors(inner)
+    elif t.is_quantized:
+        yield t.int_repr() if t.device.type == "cpu" else t
+        if t.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric,
+                           torch.per_channel_affine_float_qparams):
+            yield t.q_per_channel_scales()
+            yield t.q_per_channel_zero_points()
+    else:
+        yield t
+
+
+def storage_bytes(values, seen: set | None = None) -> int:
+    """Bytes of the given tensors as stored (packed values, 8-bit containers, scales), each storage once."""
+    seen = set() if seen is None else seen
+    total = 0
+    for v in values:
+        for x in storage_tensors(v):
+            key = (x.data_ptr(), x.nbytes, x.dtype) if x.device.type != "meta" else id(x)
+            if key not in seen:
+                seen.add(key)
+                total += x.nbytes
+    return total

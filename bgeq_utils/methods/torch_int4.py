@@ -22,44 +22,18 @@ import copy
 import json
 from pathlib import Path
 
-from ..encoders import TorchEncoder
+from ..encoders import TorchEncoder, storage_tensors
+from ..encoders import storage_bytes as _storage_bytes
 from .registry import MethodUnavailable, register
 
 GROUP_SIZES = (32, 64, 128, 256)
 
 
 # --- measuring what is really stored -----------------------------------------------------------
-def storage_tensors(t):
-    """The plain tensors that hold a tensor's data: tensor subclasses (torchao, quanto) are
-    flattened recursively; a torch quantized tensor yields its integer representation."""
-    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
-    if is_traceable_wrapper_subclass(t):
-        names, _ = t.__tensor_flatten__()
-        for n in names:
-            inner = getattr(t, n)
-            if inner is not None:
-                yield from storage_tensors(inner)
-    elif getattr(t, "is_quantized", False):
-        yield t.int_repr()
-    else:
-        yield t
-
-
-def _add_unique(t, seen: set) -> int:
-    total = 0
-    for x in storage_tensors(t):
-        key = (x.data_ptr(), x.nbytes, x.dtype) if x.device.type != "meta" else id(x)
-        if key not in seen:
-            seen.add(key)
-            total += x.nbytes
-    return total
-
-
 def storage_bytes(model) -> int:
     """Bytes of every parameter and persistent buffer, as stored (packed, containers, scales)."""
-    seen: set = set()
-    return sum(_add_unique(v, seen) for v in model.state_dict(keep_vars=True).values()
-               if hasattr(v, "data_ptr") or hasattr(v, "__tensor_flatten__"))
+    return _storage_bytes(v for v in model.state_dict(keep_vars=True).values()
+                          if hasattr(v, "data_ptr") or hasattr(v, "__tensor_flatten__"))
 
 
 def storage_by_dtype(model) -> dict[str, int]:
@@ -92,7 +66,7 @@ def footprint(model) -> dict:
     for mod in model.modules():
         for pname, p in list(mod.named_parameters(recurse=False)):
             quant = _is_quantized_weight(p)
-            nbytes = _add_unique(p, seen)
+            nbytes = _storage_bytes([p], seen)
             if isinstance(mod, torch.nn.Linear) and pname == "weight":
                 if quant:
                     q_lin_bytes += nbytes
