@@ -1,6 +1,8 @@
-"""Re-execute the committed notebooks in place with their default parameters (their outputs are
-what nbval compares). ``python -m bgeq_utils.refresh [prefix ...]``; set BGEQ_OUTPUTS to keep the
-run's files away from outputs/."""
+"""Refresh the outputs of the committed notebooks (what nbval compares).
+
+``python -m bgeq_utils.refresh [prefix ...]`` re-executes them in place with their default parameters
+(set BGEQ_OUTPUTS to keep the run's files away from outputs/); ``python -m bgeq_utils.refresh
+--from-run default`` adopts the executed notebooks of a ``make run`` instead of executing again."""
 from __future__ import annotations
 
 import sys
@@ -32,5 +34,32 @@ def refresh(prefixes: list[str] | None = None, timeout: int = 1800) -> int:
     return 1 if failed else 0
 
 
+def adopt(run: str = "default") -> int:
+    """Take the executed notebooks of a default-profile run (outputs/<run>/notebooks) as the committed
+    notebooks: papermill's injected-parameters cell and its metadata are removed, so each notebook reads
+    as if executed in place with its own defaults."""
+    import nbformat
+
+    src_dir = paths.run_dir(run) / "notebooks"
+    n = 0
+    for nb_path in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        executed = src_dir / nb_path.name
+        if not executed.is_file():
+            print(f"{nb_path.name}: no executed copy in {src_dir}", file=sys.stderr)
+            continue
+        nb = nbformat.read(str(executed), as_version=4)
+        nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+        nb.metadata.pop("papermill", None)
+        for c in nb.cells:
+            c.metadata.pop("papermill", None)
+            c.metadata.pop("execution", None)
+        nbformat.write(nb, str(nb_path))
+        n += 1
+        print(f"{nb_path.name}: outputs taken from {executed}")
+    return 0 if n else 1
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--from-run"]:
+        sys.exit(adopt(sys.argv[2] if len(sys.argv) > 2 else "default"))
     sys.exit(refresh(sys.argv[1:] or None))
