@@ -44,6 +44,19 @@ def pool_torch(hidden, mask, mode: str):
     return torch.nn.functional.normalize(emb, p=2, dim=1)
 
 
+def graph_feeds(input_names, features: dict, what: str = "the model") -> dict:
+    """Inputs of an exported graph from tokenizer features (graphs exported without token types get zeros)."""
+    feeds = {}
+    for name in input_names:
+        if name in features:
+            feeds[name] = features[name]
+        elif name == "token_type_ids":
+            feeds[name] = np.zeros_like(features["input_ids"])
+        else:
+            raise KeyError(f"{what} needs input {name!r}, which the tokenizer did not produce")
+    return feeds
+
+
 class Encoder(ABC):
     """Turns texts into an (n, dim) float32 array of L2-normalized embeddings."""
 

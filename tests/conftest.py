@@ -53,3 +53,15 @@ def fp32_emb(reference, texts):
 def fp32_disk(reference):
     from bgeq_utils import methods
     return methods.build("fp32", reference).size_on_disk()
+
+
+@pytest.fixture(scope="session")
+def small_docs(lee_small):
+    """The twenty documents of lee_small."""
+    return list(lee_small.corpus.values())
+
+
+@pytest.fixture(scope="session")
+def fp32_small_emb(reference, small_docs):
+    from bgeq_utils import methods
+    return methods.build("fp32", reference).encode(small_docs)

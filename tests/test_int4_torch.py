@@ -10,16 +10,6 @@ from bgeq_utils.methods import torch_int4
 
 
 @pytest.fixture(scope="module")
-def docs(lee_small):
-    return list(lee_small.corpus.values())
-
-
-@pytest.fixture(scope="module")
-def fp32_emb(reference, docs):
-    return methods.build("fp32", reference).encode(docs)
-
-
-@pytest.fixture(scope="module")
 def torchao_enc(reference):
     return methods.build("int4-torchao", reference)
 
@@ -35,11 +25,11 @@ def _fp32_linear_weights(model):
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
-def test_torchao_int4_fidelity_and_normalized(torchao_enc, docs, fp32_emb):
-    emb = torchao_enc.encode(docs)
-    assert emb.shape == fp32_emb.shape and emb.dtype == np.float32
+def test_torchao_int4_fidelity_and_normalized(torchao_enc, small_docs, fp32_small_emb):
+    emb = torchao_enc.encode(small_docs)
+    assert emb.shape == fp32_small_emb.shape and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    cos = (emb * fp32_emb).sum(1)
+    cos = (emb * fp32_small_emb).sum(1)
     # Measured on the 20 Lee documents: mean 0.969, min 0.959 (group 32, asymmetric).
     assert cos.mean() > 0.95 and cos.min() > 0.93, (cos.mean(), cos.min())
     assert cos.mean() < 0.9999, "INT4 weights must change the embeddings (is the model really quantized?)"
@@ -63,12 +53,12 @@ def test_torchao_int4_measured_bytes_show_int8_containers(torchao_enc, reference
     assert abs(disk - pb) < 0.02 * pb, (disk, pb)
 
 
-def test_torchao_int4_save_roundtrip(torchao_enc, reference, docs, tmp_path):
+def test_torchao_int4_save_roundtrip(torchao_enc, reference, small_docs, tmp_path):
     folder = torchao_enc.save(tmp_path / "m")
     model = copy.deepcopy(reference.model)
     model.load_state_dict(torch.load(folder / "model.pt", weights_only=False), assign=True)
     enc = torch_int4.QuantizedTorchEncoder(reference, model.eval())
-    np.testing.assert_array_equal(enc.encode(docs[:4]), torchao_enc.encode(docs[:4]))
+    np.testing.assert_array_equal(enc.encode(small_docs[:4]), torchao_enc.encode(small_docs[:4]))
 
 
 def test_torchao_int4_embeddings_option_quantizes_tables(reference):
@@ -88,10 +78,10 @@ def test_reference_is_untouched(reference, torchao_enc):
     assert type(w) is torch.nn.Parameter and w.dtype == torch.float32
 
 
-def test_quanto_int4_packs_two_values_per_byte(quanto_enc, reference, docs, fp32_emb):
-    emb = quanto_enc.encode(docs)
+def test_quanto_int4_packs_two_values_per_byte(quanto_enc, reference, small_docs, fp32_small_emb):
+    emb = quanto_enc.encode(small_docs)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    cos = (emb * fp32_emb).sum(1)
+    cos = (emb * fp32_small_emb).sum(1)
     # Measured on the 20 Lee documents: mean 0.964, min 0.955 (group 32).
     assert cos.mean() > 0.95 and cos.min() > 0.93, (cos.mean(), cos.min())
     info = quanto_enc.info

@@ -12,16 +12,6 @@ from bgeq_utils.methods.onnx import OrtEncoder, linear_matmuls
 
 
 @pytest.fixture(scope="module")
-def texts(lee_small):
-    return list(lee_small.corpus.values())
-
-
-@pytest.fixture(scope="module")
-def fp32_emb(reference, texts):
-    return methods.build("fp32", reference).encode(texts)
-
-
-@pytest.fixture(scope="module")
 def n_linear(reference):
     """MatMuls with a constant weight in the exported FP32 graph (6 layers x 6 for all-MiniLM-L6-v2)."""
     g = linear_matmuls(ox.export_fp32(reference), reference.model.config)
@@ -42,11 +32,11 @@ def _file_bytes(enc):
     return sum(f.stat().st_size for f in ox.model_files(enc.model_path))
 
 
-def test_fp32_onnx_reproduces_pytorch(reference, texts, fp32_emb):
+def test_fp32_onnx_reproduces_pytorch(reference, small_docs, fp32_small_emb):
     enc = methods.build("fp32-onnx", reference)
-    emb = enc.encode(texts, batch_size=7)
-    _check_embeddings(emb, len(texts), reference.dim)
-    assert _cos(emb, fp32_emb).min() >= 0.9999
+    emb = enc.encode(small_docs, batch_size=7)
+    _check_embeddings(emb, len(small_docs), reference.dim)
+    assert _cos(emb, fp32_small_emb).min() >= 0.9999
     assert enc.compute_precision == "fp32"
     assert enc.info["providers"] == ["CPUExecutionProvider"]
     assert enc.info["intra_op_threads"] == os.cpu_count()
@@ -57,17 +47,17 @@ def test_fp32_onnx_reproduces_pytorch(reference, texts, fp32_emb):
     assert abs(enc.param_bytes() - 4 * (reference.num_parameters - pooler)) < 0.001 * enc.param_bytes()
 
 
-def test_fp32_onnx_optimized_graph_is_fused_and_faithful(reference, texts, fp32_emb):
+def test_fp32_onnx_optimized_graph_is_fused_and_faithful(reference, small_docs, fp32_small_emb):
     enc = methods.build("fp32-onnx", reference, optimize=True, threads=1)
     assert enc.info["graph_ops"].get("Attention", 0) == reference.model.config.num_hidden_layers
     assert enc.info["intra_op_threads"] == 1
-    assert _cos(enc.encode(texts), fp32_emb).min() >= 0.9999
+    assert _cos(enc.encode(small_docs), fp32_small_emb).min() >= 0.9999
 
 
-def test_onnx_batch_and_padding_do_not_change_embeddings(reference, texts):
+def test_onnx_batch_and_padding_do_not_change_embeddings(reference, small_docs):
     enc = methods.build("fp32-onnx", reference)
-    one_by_one = np.stack([enc.encode([t])[0] for t in texts[:4]])
-    batched = enc.encode(texts[:4], batch_size=4)
+    one_by_one = np.stack([enc.encode([t])[0] for t in small_docs[:4]])
+    batched = enc.encode(small_docs[:4], batch_size=4)
     assert _cos(one_by_one, batched).min() > 0.99999
 
 
@@ -76,11 +66,11 @@ def test_onnx_batch_and_padding_do_not_change_embeddings(reference, texts):
     # Per-tensor weight scales: measured cosine mean 0.955 (QInt8) / 0.978 (QUInt8) on the full Lee set.
     ("QInt8", False, 0.93), ("QUInt8", False, 0.95),
 ])
-def test_int8_dynamic_variants(reference, texts, fp32_emb, n_linear, weight_type, per_channel, bound):
+def test_int8_dynamic_variants(reference, small_docs, fp32_small_emb, n_linear, weight_type, per_channel, bound):
     enc = methods.build("int8-dynamic-onnx", reference, weight_type=weight_type, per_channel=per_channel)
-    emb = enc.encode(texts)
-    _check_embeddings(emb, len(texts), reference.dim)
-    cos = _cos(emb, fp32_emb)
+    emb = enc.encode(small_docs)
+    _check_embeddings(emb, len(small_docs), reference.dim)
+    cos = _cos(emb, fp32_small_emb)
     assert cos.mean() >= bound and cos.min() >= bound - 0.03
     assert cos.mean() < 0.99999  # really quantized
     assert enc.compute_precision == "int8"
@@ -110,14 +100,14 @@ def test_static_calibration_is_required(reference):
         builder(reference, calibration=["a text"], quant_format="int8")
 
 
-def test_int8_static_minmax(reference, texts, fp32_emb, n_linear):
+def test_int8_static_minmax(reference, small_docs, fp32_small_emb, n_linear):
     cal = data.calibration_texts(16)
-    assert not set(cal) & set(texts)
+    assert not set(cal) & set(small_docs)
     enc = methods.build("int8-static-onnx", reference, calibration=cal)
-    emb = enc.encode(texts)
-    _check_embeddings(emb, len(texts), reference.dim)
-    cos = _cos(emb, fp32_emb)
-    # Measured: cosine mean 0.993 (64 texts, full Lee set); FFN down-projections quantized too: 0.95.
+    emb = enc.encode(small_docs)
+    _check_embeddings(emb, len(small_docs), reference.dim)
+    cos = _cos(emb, fp32_small_emb)
+    # Measured: cosine mean 0.993 (64 small_docs, full Lee set); FFN down-projections quantized too: 0.95.
     assert 0.98 <= cos.mean() < 0.99999 and cos.min() >= 0.97
     s = enc.info["settings"]
     assert s["calibration_texts"] == 16 and s["calibrate_method"] == "MinMax" and s["quant_format"] == "QDQ"
@@ -130,12 +120,12 @@ def test_int8_static_minmax(reference, texts, fp32_emb, n_linear):
     assert enc.compute_precision == "int8"
 
 
-def test_int8_static_qoperator_and_ffn_output(reference, texts, fp32_emb, n_linear):
+def test_int8_static_qoperator_and_ffn_output(reference, small_docs, fp32_small_emb, n_linear):
     cal = data.calibration_texts(8)
     enc = methods.build("int8-static-onnx", reference, calibration=cal, quant_format="QOperator",
                         skip_ffn_output=False)
     assert enc.info["graph_ops"]["QLinearMatMul"] == n_linear
-    assert _cos(enc.encode(texts), fp32_emb).mean() > 0.8
+    assert _cos(enc.encode(small_docs), fp32_small_emb).mean() > 0.8
 
 
 def test_entropy_calibration_is_not_minmax(reference):
@@ -157,11 +147,11 @@ def test_entropy_calibration_is_not_minmax(reference):
     assert sum(abs(a[k] - b[k]) > 1e-6 * a[k] for k in a) > len(a) // 2
 
 
-def test_int4_matmulnbits_smaller_than_int8(reference, texts, fp32_emb, n_linear):
+def test_int4_matmulnbits_smaller_than_int8(reference, small_docs, fp32_small_emb, n_linear):
     enc = methods.build("int4-onnx", reference)
-    emb = enc.encode(texts)
-    _check_embeddings(emb, len(texts), reference.dim)
-    cos = _cos(emb, fp32_emb)
+    emb = enc.encode(small_docs)
+    _check_embeddings(emb, len(small_docs), reference.dim)
+    cos = _cos(emb, fp32_small_emb)
     assert 0.95 <= cos.mean() < 0.9999  # measured 0.967 (block 32, asymmetric) on the full Lee set
     ops = enc.info["graph_ops"]
     assert ops["MatMulNBits"] == n_linear and "MatMulInteger" not in ops
@@ -196,7 +186,7 @@ def test_param_bytes_are_the_stored_weights(reference):
     assert by["float32"] > 0
 
 
-def test_cache_rebuilds_corrupt_or_missing_files(reference, texts, fp32_emb, tmp_path, monkeypatch):
+def test_cache_rebuilds_corrupt_or_missing_files(reference, small_docs, fp32_small_emb, tmp_path, monkeypatch):
     monkeypatch.setenv("BGEQ_DATA", str(tmp_path))
     path = ox.export_fp32(reference)
     assert str(path).startswith(str(tmp_path)) and ox.check_cached(path.parent) is None
@@ -213,7 +203,7 @@ def test_cache_rebuilds_corrupt_or_missing_files(reference, texts, fp32_emb, tmp
     path.unlink()
     with pytest.warns(UserWarning, match="missing"):
         enc = methods.build("fp32-onnx", reference)
-    assert _cos(enc.encode(texts[:3]), fp32_emb[:3]).min() >= 0.9999
+    assert _cos(enc.encode(small_docs[:3]), fp32_small_emb[:3]).min() >= 0.9999
     # Derived graphs are keyed by the source graph's hash and rebuilt the same way.
     q = methods.build("int8-dynamic-onnx", reference).model_path
     q.write_bytes(b"not an onnx file")

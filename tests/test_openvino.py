@@ -9,25 +9,15 @@ from bgeq_utils import data, methods  # noqa: E402
 from bgeq_utils.methods import MethodUnavailable  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def texts(lee_small):
-    return list(lee_small.corpus.values())
-
-
-@pytest.fixture(scope="module")
-def fp32_emb(reference, texts):
-    return methods.build("fp32", reference).encode(texts)
-
-
 def _cos(a, b):
     return (a * b).sum(1)
 
 
-def test_fp32_openvino_reproduces_pytorch(reference, texts, fp32_emb):
+def test_fp32_openvino_reproduces_pytorch(reference, small_docs, fp32_small_emb):
     enc = methods.build("fp32-openvino", reference)
-    emb = enc.encode(texts, batch_size=7)
-    assert emb.shape == (len(texts), reference.dim) and emb.dtype == np.float32
-    assert _cos(emb, fp32_emb).min() >= 0.9999
+    emb = enc.encode(small_docs, batch_size=7)
+    assert emb.shape == (len(small_docs), reference.dim) and emb.dtype == np.float32
+    assert _cos(emb, fp32_small_emb).min() >= 0.9999
     # f32 is asked for explicitly: on CPUs with AVX512_BF16 the plugin would otherwise pick bf16.
     assert enc.info["inference_precision_hint"] == "f32"
     assert enc.compute_precision == "fp32"
@@ -36,13 +26,13 @@ def test_fp32_openvino_reproduces_pytorch(reference, texts, fp32_emb):
     assert 0.99 * enc.size_on_disk() < enc.param_bytes() < enc.size_on_disk()
 
 
-def test_int8_static_openvino(reference, texts, fp32_emb):
+def test_int8_static_openvino(reference, small_docs, fp32_small_emb):
     cal = data.calibration_texts(16)
     enc = methods.build("int8-static-openvino", reference, calibration=cal)
-    emb = enc.encode(texts)
+    emb = enc.encode(small_docs)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
-    cos = _cos(emb, fp32_emb)
-    # Measured: cosine mean 0.997 with 64 texts on the full Lee set.
+    cos = _cos(emb, fp32_small_emb)
+    # Measured: cosine mean 0.997 with 64 calibration texts on the full Lee set.
     assert 0.985 <= cos.mean() < 0.99999 and cos.min() >= 0.97
     assert enc.compute_precision == "int8"
     assert enc.info["graph_ops"]["FakeQuantize"] > 0

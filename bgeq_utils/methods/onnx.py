@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import onnx_export as ox
-from ..encoders import Encoder, pool_numpy
+from ..encoders import Encoder, graph_feeds, pool_numpy
 from .registry import MethodUnavailable, register
 
 # The plain exported graph is the default: on an AVX-512/VNNI AMD EPYC (all-MiniLM-L6-v2, batch 32 x
@@ -104,14 +104,7 @@ class OrtEncoder(Encoder):
         }
 
     def embed_features(self, features):
-        feeds = {}
-        for name in self.input_names:
-            if name in features:
-                feeds[name] = features[name]
-            elif name == "token_type_ids":
-                feeds[name] = np.zeros_like(features["input_ids"])
-            else:
-                raise KeyError(f"the ONNX graph needs input {name!r}, which the tokenizer did not produce")
+        feeds = graph_feeds(self.input_names, features, "the ONNX graph")
         hidden = self.session.run([ox.OUTPUT_NAME], feeds)[0]
         return pool_numpy(hidden, features["attention_mask"], self.pooling)
 

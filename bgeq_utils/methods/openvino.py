@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import onnx_export as ox
 from .. import paths
-from ..encoders import Encoder, pool_numpy
+from ..encoders import Encoder, graph_feeds, pool_numpy
 from .registry import MethodUnavailable, register
 
 IR_FILE = "model.xml"
@@ -92,14 +92,7 @@ class OpenVinoEncoder(Encoder):
         }
 
     def embed_features(self, features):
-        feeds = {}
-        for name in self.input_names:
-            if name in features:
-                feeds[name] = features[name]
-            elif name == "token_type_ids":
-                feeds[name] = np.zeros_like(features["input_ids"])
-            else:
-                raise KeyError(f"the OpenVINO model needs input {name!r}, which the tokenizer did not produce")
+        feeds = graph_feeds(self.input_names, features, "the OpenVINO model")
         self.request.infer(feeds)
         hidden = self.request.get_output_tensor(0).data
         return pool_numpy(np.array(hidden, copy=True), features["attention_mask"], self.pooling)
