@@ -11,6 +11,26 @@ import time
 from . import paths
 
 
+def _portable(text: str) -> str:
+    """Shared outputs name files relative to the repository, never this machine's absolute paths."""
+    import site
+    import sys as _sys
+    for sp in sorted(set(site.getsitepackages() + [f"{_sys.prefix}/lib"]), key=len, reverse=True):
+        text = text.replace(sp.rstrip("/") + "/", "<site-packages>/")
+    return text.replace(str(paths.ROOT) + "/", "").replace(str(paths.ROOT), ".")
+
+
+def make_portable(nb) -> None:
+    """Rewrite absolute paths in every output of a notebook (text, plain and HTML reprs)."""
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            if "text" in o:
+                o["text"] = _portable("".join(o["text"]))
+            for key in ("text/plain", "text/html", "text/markdown"):
+                if key in o.get("data", {}):
+                    o["data"][key] = _portable("".join(o["data"][key]))
+
+
 def refresh(prefixes: list[str] | None = None, timeout: int = 1800) -> int:
     import nbformat
     from nbclient import NotebookClient
@@ -29,6 +49,7 @@ def refresh(prefixes: list[str] | None = None, timeout: int = 1800) -> int:
             failed.append(nb_path.name)
             print(f"{nb_path.name}: FAILED: {str(e).strip().splitlines()[-1][:300]}", file=sys.stderr)
             continue
+        make_portable(nb)
         nbformat.write(nb, str(nb_path))
         print(f"{nb_path.name}: executed in {time.perf_counter() - t0:.0f}s", flush=True)
     return 1 if failed else 0
@@ -53,6 +74,7 @@ def adopt(run: str = "default") -> int:
         for c in nb.cells:
             c.metadata.pop("papermill", None)
             c.metadata.pop("execution", None)
+        make_portable(nb)
         nbformat.write(nb, str(nb_path))
         n += 1
         print(f"{nb_path.name}: outputs taken from {executed}")
