@@ -61,14 +61,8 @@ def model_fingerprint(folder: str | Path) -> dict:
 
 
 def _versions(*names: str) -> dict:
-    from importlib import metadata
-    out = {}
-    for n in names:
-        try:
-            out[n] = metadata.version(n)
-        except metadata.PackageNotFoundError:
-            out[n] = None
-    return out
+    from .env import package_versions
+    return package_versions(names)
 
 
 def cache_key(kind: str, parts: dict) -> str:

@@ -101,14 +101,6 @@ def test_bad_options_are_named(reference):
         methods.build("fp4-bnb", reference, threshold=6.0)
 
 
-@pytest.mark.parametrize("name", ["int8-bnb", "nf4-bnb", "fp4-bnb"])
-def test_cuda_variants_skipped_without_gpu(reference, tiny_bench, monkeypatch, name):
-    monkeypatch.setattr("bgeq_utils.env.has_cuda", lambda: False)
-    res = pipeline.run_method(name, reference, run="pytest-bnb-skip", device="cuda", bench_config=tiny_bench,
-                              progress=False)
-    assert res.status == "skipped" and "no CUDA" in res.reason
-
-
 def test_missing_package_is_skipped(reference, monkeypatch):
     import importlib.util
     real = importlib.util.find_spec

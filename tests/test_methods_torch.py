@@ -44,14 +44,6 @@ def test_half_precision_rejects_options(reference):
         methods.build("fp16", reference, threshold=1)
 
 
-@pytest.mark.parametrize("name", ["fp16", "bf16", "int8-dynamic-torch"])
-def test_cuda_variants_are_skipped_without_a_gpu(reference, tiny_bench, monkeypatch, name):
-    monkeypatch.setattr("bgeq_utils.env.has_cuda", lambda: False)
-    res = pipeline.run_method(name, reference, run="pytest-torch-skip", device="cuda", bench_config=tiny_bench,
-                              progress=False)
-    assert res.status == "skipped" and "no CUDA" in res.reason
-
-
 def test_static_int8_is_cpu_only(reference):
     with pytest.raises(methods.MethodUnavailable, match="runs on cpu only"):
         methods.build("int8-static-torch", reference, device="cuda", calibration=["a text"])

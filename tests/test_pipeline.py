@@ -53,6 +53,14 @@ def test_unavailable_method_is_skipped_not_crashed(reference, tiny_bench, monkey
     assert results.load_run("pytest-skip")[0].status == "skipped"
 
 
+@pytest.mark.parametrize("name", [s.name for s in methods.specs() if "cuda" in s.devices])
+def test_every_cuda_method_is_skipped_without_a_gpu(reference, tiny_bench, monkeypatch, name):
+    monkeypatch.setattr("bgeq_utils.env.has_cuda", lambda: False)
+    res = pipeline.run_method(name, reference, run="pytest-cuda-skip", device="cuda", bench_config=tiny_bench,
+                              progress=False)
+    assert res.status == "skipped" and "no CUDA" in res.reason
+
+
 def test_broken_method_is_recorded_as_failed(reference, tiny_bench):
     @methods.register("pytest-broken", precision="int8", library="test")
     def broken(reference, device="cpu", calibration=None, **_):
