@@ -24,7 +24,8 @@ def ratios(res: list, batch_size: int, seq_len: int) -> pd.DataFrame:
     def tps(r):
         s = r.speed_at(batch_size, seq_len) if r.status == "ok" else None
         return s["tokens_per_s"] if s else None
-    st = next((tps(r) for r in res if r.method == "fp32-st"), None)
+    # the baseline of published speed-ups: FP32 through sentence-transformers' own modules
+    st = next((tps(r) for r in res if r.precision == "fp32" and r.library == "sentence-transformers"), None)
     fp32 = [tps(r) for r in res if r.precision == "fp32" and tps(r)]
     best_fp32 = max(fp32) if fp32 else None
     for r in res:

@@ -51,11 +51,6 @@ def quality(emb: dict[str, np.ndarray], evalset) -> dict:
     return q
 
 
-def embed_pairs_texts(evalset) -> None:  # pragma: no cover - documentation anchor
-    """Pairs are made of corpus documents in the bundled sets; a set with other pair texts would
-    embed them separately (not needed for lee or BEIR)."""
-
-
 def fidelity(emb: dict, ref_emb: dict, keep: int = 2000) -> dict:
     a = np.concatenate([ref_emb["corpus"]] + ([] if ref_emb["queries"] is ref_emb["corpus"] else [ref_emb["queries"]]))
     b = np.concatenate([emb["corpus"]] + ([] if emb["queries"] is emb["corpus"] else [emb["queries"]]))

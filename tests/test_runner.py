@@ -39,7 +39,8 @@ def test_unknown_profile_lists_known(monkeypatch):
 
 def test_bench_ratios_against_st_and_best_fp32():
     def r(method, precision, tps):
-        return Result(run="b", method=method, precision=precision, device={"kind": "cpu"},
+        lib = "sentence-transformers" if method == "fp32-st" else "x"
+        return Result(run="b", method=method, precision=precision, library=lib, device={"kind": "cpu"},
                       speed=[{"batch_size": 32, "seq_len": 128, "tokens_per_s": tps, "share_of_ceiling": 0.5},
                              {"batch_size": 1, "seq_len": 128, "tokens_per_s": tps / 2, "latency_ms_p50": 1.0}])
     df = ratios([r("fp32-st", "fp32", 100.0), r("fp32-onnx", "fp32", 200.0), r("int8-x", "int8", 600.0)], 32, 128)
