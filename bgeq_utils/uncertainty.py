@@ -1,0 +1,328 @@
+"""Uncertainty of every figure, and the verdict it supports: holds / fails / inconclusive.
+
+All intervals are 95% and come from scipy.stats: distribution-free intervals for medians of timing
+repeats (``quantile_test``), paired bootstrap intervals for quality and fidelity (``bootstrap``), paired
+randomization tests for quality deltas (``permutation_test``). Resampling uses a fixed seed, so the same
+Results always give the same intervals.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+N_RESAMPLES = 2000
+SEED = 0
+#: fewest repeats for which the distribution-free 95% interval of a median exists
+MIN_REPEATS_FOR_CI = 6
+
+HOLDS, INCONCLUSIVE, NOT_MEASURED = "holds", "inconclusive", "not measured"
+FAILS_BETTER, FAILS_WORSE, FAILS = "fails (better than claimed)", "fails (worse than claimed)", "fails"
+#: most severe first: a precision-level verdict is the most severe verdict of its methods
+SEVERITY = (FAILS_WORSE, FAILS, FAILS_BETTER, INCONCLUSIVE, HOLDS)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A measured value with its 95% interval (``low``/``high``; equal to the value when exact)."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+    n: int | None = None
+    how: str = ""
+    p_value: float | None = None
+
+    @classmethod
+    def exact(cls, value: float, how: str = "exact") -> "Estimate":
+        return cls(float(value), float(value), float(value), None, how)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Estimate | None":
+        if not d or d.get("value") is None:
+            return None
+        return cls(**{k: d.get(k) for k in ("value", "low", "high", "n", "how", "p_value")})
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != ""}
+
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None and self.high is not None and math.isfinite(self.low) \
+            and math.isfinite(self.high)
+
+    def scaled(self, factor: float, how: str | None = None) -> "Estimate":
+        lo, hi = (self.low * factor, self.high * factor) if self.has_interval else (None, None)
+        if factor < 0 and lo is not None:
+            lo, hi = hi, lo
+        return Estimate(self.value * factor, lo, hi, self.n, how or self.how, self.p_value)
+
+    def fmt(self, digits: int = 2, unit: str = "") -> str:
+        v = f"{self.value:.{digits}f}{unit}"
+        if not self.has_interval or (self.low == self.high == self.value):
+            return v
+        return f"{v} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+# --- timing ---------------------------------------------------------------------------------------
+def median(samples, how: str = "median") -> Estimate:
+    """Median with its distribution-free 95% interval (order statistics; none below 6 samples)."""
+    x = np.asarray(samples, float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        raise ValueError("no finite samples")
+    med = float(np.median(x))
+    lo = hi = None
+    if len(x) >= MIN_REPEATS_FOR_CI:
+        ci = stats.quantile_test(x, q=med, p=0.5).confidence_interval(CONFIDENCE)
+        lo, hi = float(ci.low), float(ci.high)
+    return Estimate(med, lo, hi, len(x), f"{how} of {len(x)} repeats, distribution-free 95% CI"
+                    if lo is not None else f"{how} of {len(x)} repeats (too few for a 95% CI)")
+
+
+def paired_ratio(numerator_times, denominator_times) -> Estimate:
+    """Speed-up of B over A from interleaved rounds: the median of per-round ``time_A / time_B`` ratios.
+
+    ``numerator_times`` are the baseline's seconds per call, ``denominator_times`` the method's, paired
+    by round (timed next to each other), so slow drifts of a shared machine cancel."""
+    a, b = np.asarray(numerator_times, float), np.asarray(denominator_times, float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired timings differ in length: {a.shape} vs {b.shape}")
+    e = median(a / b, how="median of per-round ratios")
+    return e
+
+
+def relative_halfwidth(e: Estimate) -> float:
+    if not e.has_interval or not e.value:
+        return math.inf
+    return (e.high - e.low) / 2 / abs(e.value)
+
+
+# --- means and paired deltas -----------------------------------------------------------------------
+def _bootstrap(data, statistic, paired: bool, vectorized: bool = True):
+    rng = np.random.default_rng(SEED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate resamples are handled below
+        res = stats.bootstrap(data, statistic, paired=paired, vectorized=vectorized, confidence_level=CONFIDENCE,
+                              n_resamples=N_RESAMPLES, method="BCa", random_state=rng)
+        lo, hi = res.confidence_interval
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            res = stats.bootstrap(data, statistic, paired=paired, vectorized=vectorized,
+                                  confidence_level=CONFIDENCE, n_resamples=N_RESAMPLES, method="percentile",
+                                  random_state=np.random.default_rng(SEED))
+            lo, hi = res.confidence_interval
+    return float(lo), float(hi)
+
+
+def mean(values, unit_name: str = "items") -> Estimate:
+    """Mean with a bootstrap (BCa) 95% interval over the items."""
+    x = np.asarray(values, float)
+    m = float(x.mean())
+    if len(x) < 2 or np.all(x == x[0]):
+        return Estimate(m, m, m, len(x), f"mean of {len(x)} {unit_name} (all equal)")
+    lo, hi = _bootstrap((x,), lambda v, axis: v.mean(axis=axis), paired=False)
+    return Estimate(m, lo, hi, len(x), f"mean of {len(x)} {unit_name}, bootstrap 95% CI")
+
+
+def relative_loss(method_values, baseline_values, unit_name: str = "queries") -> Estimate:
+    """Loss in % of the baseline, ``100 * (1 - mean(method) / mean(baseline))``, paired by item.
+
+    Interval: paired bootstrap (BCa) over the items. p-value: paired randomization test of the mean
+    difference (``scipy.stats.permutation_test``, permutation within each item)."""
+    a, b = np.asarray(method_values, float), np.asarray(baseline_values, float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values differ in length: {a.shape} vs {b.shape}")
+    n = len(a)
+    if n == 0 or b.mean() == 0:
+        raise ValueError("no items, or a baseline mean of 0: a relative loss is undefined")
+    loss = float(100.0 * (1.0 - a.mean() / b.mean()))
+    if np.array_equal(a, b):
+        return Estimate(0.0, 0.0, 0.0, n, f"identical on all {n} {unit_name}", 1.0)
+
+    def stat(x, y, axis):
+        return 100.0 * (1.0 - x.mean(axis=axis) / y.mean(axis=axis))
+
+    lo, hi = _bootstrap((a, b), stat, paired=True)
+    p = _paired_p(a, b)
+    return Estimate(loss, lo, hi, n, f"paired bootstrap 95% CI over {n} {unit_name}; paired randomization test",
+                    p)
+
+
+def _paired_p(a, b) -> float:
+    res = stats.permutation_test((a, b), lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis),
+                                 permutation_type="samples", vectorized=True, n_resamples=9999,
+                                 alternative="two-sided", random_state=np.random.default_rng(SEED))
+    return float(res.pvalue)
+
+
+# --- correlations over pairs of documents ------------------------------------------------------------
+def _pair_lookup(clusters: np.ndarray) -> tuple[np.ndarray, int]:
+    """For pairs given by two cluster (document) ids each: a matrix doc x doc -> pair index (-1: none)."""
+    n = int(clusters.max()) + 1
+    look = -np.ones((n, n), int)
+    for k, (i, j) in enumerate(clusters):
+        look[i, j] = look[j, i] = k
+    return look, n
+
+
+def _resampled_pairs(look: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """Pair indices among a resample of documents (with repeats), skipping a document paired with itself."""
+    u, v = np.triu_indices(len(docs), 1)
+    k = look[docs[u], docs[v]]
+    return k[k >= 0]
+
+
+def _pearson(x, y) -> float:
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _spearman(x, y) -> float:
+    """Spearman's rho as the Pearson correlation of average ranks (= scipy.stats.spearmanr, faster)."""
+    return _pearson(stats.rankdata(x), stats.rankdata(y))
+
+
+def correlation_loss(method_cos, baseline_cos, gold, clusters=None, kind: str = "spearman") -> Estimate:
+    """Loss in % of the baseline's correlation with human scores (Pearson or Spearman), paired.
+
+    When pairs are formed from a set of documents (``clusters``: two document ids per pair), pairs
+    sharing a document are not independent: the bootstrap resamples documents and keeps the pairs among
+    them (a cluster bootstrap); otherwise it resamples pairs. p-value: randomization test swapping the two
+    methods' scores within each pair."""
+    a, b, g = (np.asarray(x, float) for x in (method_cos, baseline_cos, gold))
+    corr = {"spearman": _spearman, "pearson": _pearson}[kind]
+    ra, rb = corr(a, g), corr(b, g)
+    loss = float(100.0 * (1.0 - ra / rb))
+    if np.array_equal(a, b):
+        return Estimate(0.0, 0.0, 0.0, len(a), f"identical on all {len(a)} pairs", 1.0)
+    if clusters is not None:
+        cl = np.asarray(clusters, int)
+        look, ndocs = _pair_lookup(cl)
+
+        def stat(docs):
+            k = _resampled_pairs(look, np.asarray(docs, int))
+            return 100.0 * (1.0 - corr(a[k], g[k]) / corr(b[k], g[k]))
+
+        data, unit = (np.arange(ndocs),), f"{ndocs} documents (cluster bootstrap of {len(a)} pairs)"
+    else:
+        def stat(idx):
+            idx = np.asarray(idx, int)
+            return 100.0 * (1.0 - corr(a[idx], g[idx]) / corr(b[idx], g[idx]))
+
+        data, unit = (np.arange(len(a)),), f"{len(a)} pairs"
+    rng = np.random.default_rng(SEED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(data, stat, vectorized=False, confidence_level=CONFIDENCE, n_resamples=1000,
+                              method="percentile", random_state=rng)
+    lo, hi = (float(x) for x in res.confidence_interval)
+    perm = stats.permutation_test((a, b), lambda x, y: corr(x, g) - corr(y, g), permutation_type="samples",
+                                  vectorized=False, n_resamples=999, random_state=np.random.default_rng(SEED))
+    return Estimate(loss, lo, hi, len(a), f"bootstrap 95% CI over {unit}; paired randomization test",
+                    float(perm.pvalue))
+
+
+def similarity_correlation(emb_a: np.ndarray, emb_b: np.ndarray) -> Estimate:
+    """Pearson correlation between all pairwise cosine similarities of two embeddings of the same texts,
+    with a cluster bootstrap over texts (pairs sharing a text are not independent)."""
+    a = emb_a / np.linalg.norm(emb_a, axis=1, keepdims=True)
+    b = emb_b / np.clip(np.linalg.norm(emb_b, axis=1, keepdims=True), 1e-12, None)
+    sa, sb = a @ a.T, b @ b.T
+    n = len(a)
+    iu = np.triu_indices(n, 1)
+    r = float(np.corrcoef(sa[iu], sb[iu])[0, 1])
+
+    def stat(docs):
+        docs = np.asarray(docs, int)
+        u, v = np.triu_indices(len(docs), 1)
+        keep = docs[u] != docs[v]
+        x, y = sa[docs[u][keep], docs[v][keep]], sb[docs[u][keep], docs[v][keep]]
+        return np.corrcoef(x, y)[0, 1]
+
+    if np.allclose(sa, sb, atol=0, rtol=0):
+        return Estimate(r, r, r, n, f"identical similarities over {n} texts")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap((np.arange(n),), stat, vectorized=False, confidence_level=CONFIDENCE,
+                              n_resamples=1000, method="percentile", random_state=np.random.default_rng(SEED))
+    return Estimate(r, float(res.confidence_interval.low), float(res.confidence_interval.high), n,
+                    f"cluster bootstrap 95% CI over {n} texts")
+
+
+# --- repeated single measurements -----------------------------------------------------------------
+def spread(samples, unit_name: str = "fresh processes") -> Estimate:
+    """A few repeats of a costly measurement: the median, with the range of the repeats as its interval
+    (none from a single repeat: one value says nothing of its spread)."""
+    x = np.asarray(samples, float)
+    if len(x) < 2:
+        return Estimate(float(x[0]), None, None, 1, f"one {unit_name[:-2] if unit_name.endswith('es') else unit_name}"
+                        ", no interval")
+    return Estimate(float(np.median(x)), float(x.min()), float(x.max()), len(x),
+                    f"median of {len(x)} {unit_name}, interval = their range")
+
+
+# --- combining ----------------------------------------------------------------------------------------
+def ratio_of(a: Estimate, b: Estimate, how: str | None = None) -> Estimate:
+    """a / b with a conservative interval from the two intervals (their extremes)."""
+    value = a.value / b.value
+    if a.has_interval and b.has_interval and b.low > 0 and b.high > 0:
+        lo, hi = a.low / b.high, a.high / b.low
+    else:
+        lo = hi = None
+    return Estimate(value, lo, hi, None, how or f"ratio; interval from the two intervals' extremes")
+
+
+def difference(a: Estimate, b: Estimate) -> Estimate:
+    """a - b with a conservative interval from the two intervals."""
+    if a.has_interval and b.has_interval:
+        lo, hi = a.low - b.high, a.high - b.low
+    else:
+        lo = hi = None
+    return Estimate(a.value - b.value, lo, hi, None, "difference; interval from the two intervals' extremes")
+
+
+# --- verdicts -------------------------------------------------------------------------------------
+def verdict(e: Estimate | None, low: float | None, high: float | None, better: str | None = None
+            ) -> tuple[str, str]:
+    """(verdict, text) of an estimate against a claimed range [low, high] (either bound may be None).
+
+    holds: the whole 95% interval lies inside; fails: it lies wholly outside (the text says on which side
+    and whether that is better or worse than claimed, given which direction is ``better``);
+    inconclusive: it straddles a bound, or there is no interval."""
+    if e is None:
+        return NOT_MEASURED, "not measured"
+    if not e.has_interval:
+        return INCONCLUSIVE, f"{e.value:.4g} has no interval ({e.how or 'too few repeats'})"
+    eps = 1e-12
+    inside = (low is None or e.low >= low - eps) and (high is None or e.high <= high + eps)
+    if inside:
+        return HOLDS, "interval inside the claimed range"
+    below = low is not None and e.high < low - eps
+    above = high is not None and e.low > high + eps
+    if not (below or above):
+        bound = low if (low is not None and e.low < low - eps) else high
+        return INCONCLUSIVE, f"interval straddles the claimed bound {bound:g}"
+    side = "below" if below else "above"
+    bound = low if below else high
+    gap = (bound - e.high) if below else (e.low - bound)
+    if better in ("higher", "lower"):
+        good = (side == "above") == (better == "higher")
+        return (FAILS_BETTER if good else FAILS_WORSE,
+                f"interval wholly {side} the claimed {'minimum' if below else 'maximum'} {bound:g} "
+                f"(by at least {gap:.3g})")
+    return FAILS, f"interval wholly {side} the claimed bound {bound:g} (by at least {gap:.3g})"
+
+
+def combine(verdicts) -> str:
+    """The verdict of a claim about a precision from its methods' verdicts: the most severe one
+    (a general claim holds only if it holds for every method measured)."""
+    vs = [v for v in verdicts if v != NOT_MEASURED]
+    if not vs:
+        return NOT_MEASURED
+    for v in SEVERITY:
+        if v in vs:
+            return v
+    return vs[0]

@@ -1,0 +1,89 @@
+"""Intervals and verdicts: the statistics every figure and claim rests on."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from bgeq_utils import uncertainty as U
+from bgeq_utils.uncertainty import Estimate
+
+
+def test_median_interval_needs_six_repeats_and_brackets_the_median():
+    assert not U.median([1.0, 2, 3, 4, 5]).has_interval
+    e = U.median(np.arange(10.0))
+    assert e.has_interval and e.low <= e.value <= e.high
+    assert (e.low, e.high) == (1.0, 8.0)          # the order statistics of a distribution-free 95% interval
+
+
+def test_median_interval_covers_the_true_median_at_least_95_percent():
+    rng = np.random.default_rng(3)
+    true = np.log(2)                              # median of Exp(1)
+    covered = 0
+    for _ in range(400):
+        e = U.median(rng.exponential(size=12))
+        covered += e.low <= true <= e.high
+    assert covered / 400 >= 0.93
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios():
+    base = np.array([2.0, 2.2, 1.9, 2.1, 2.0, 2.4, 2.05])
+    assert U.paired_ratio(base, base / 2).value == pytest.approx(2.0)
+    drift = np.linspace(1, 3, 8)                   # the machine slows down 3x during the window
+    e = U.paired_ratio(drift * 3, drift)           # ... but each round pairs the two methods
+    assert e.value == pytest.approx(3.0) and e.low == pytest.approx(3.0) and e.high == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="differ in length"):
+        U.paired_ratio([1, 2], [1])
+
+
+def test_relative_loss_definition_interval_and_test():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.3, 1, 48)
+    same = U.relative_loss(b, b)
+    assert (same.value, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    a = b * 0.98                                   # 2% lower on every query: certain
+    e = U.relative_loss(a, b)
+    assert e.value == pytest.approx(2.0) and e.low == pytest.approx(2.0, abs=1e-6) and e.p_value < 0.01
+    a2 = b.copy()
+    a2[:2] -= 0.3                                  # two queries lose: an uncertain loss
+    e2 = U.relative_loss(a2, b)
+    assert e2.value == pytest.approx(100 * (1 - a2.mean() / b.mean()))
+    assert e2.low < e2.value < e2.high and e2.high - e2.low > 1.0
+
+
+def test_correlation_loss_matches_scipy_and_clusters_widen_the_interval():
+    rng = np.random.default_rng(1)
+    docs = np.array([(i, j) for i in range(15) for j in range(i + 1, 15)])
+    gold = rng.uniform(size=len(docs))
+    b = gold + rng.normal(0, 0.3, len(docs))
+    a = b + rng.normal(0, 0.05, len(docs))
+    e = U.correlation_loss(a, b, gold, docs, "spearman")
+    expected = 100 * (1 - stats.spearmanr(a, gold)[0] / stats.spearmanr(b, gold)[0])
+    assert e.value == pytest.approx(expected) and e.low <= e.value <= e.high and 0 <= e.p_value <= 1
+    flat = U.correlation_loss(a, b, gold, None, "spearman")
+    assert (e.high - e.low) > (flat.high - flat.low)   # pairs sharing documents are not independent
+    assert U.correlation_loss(b, b, gold, docs).value == 0.0
+
+
+def test_verdicts_holds_fails_inconclusive_and_side():
+    assert U.verdict(Estimate(2.5, 2.3, 2.7), 2, 3, "higher")[0] == U.HOLDS
+    assert U.verdict(Estimate(2.1, 1.9, 2.3), 2, 3, "higher")[0] == U.INCONCLUSIVE   # straddles 2
+    assert U.verdict(Estimate(3.8, 3.5, 4.0), 2, 3, "higher")[0] == U.FAILS_BETTER
+    assert U.verdict(Estimate(1.2, 1.1, 1.3), 2, 3, "higher")[0] == U.FAILS_WORSE
+    assert U.verdict(Estimate(5.0, 4.0, 6.0), 1, 3, "lower")[0] == U.FAILS_WORSE     # a loss above the range
+    assert U.verdict(Estimate(2.5), 2, 3, "higher")[0] == U.INCONCLUSIVE             # no interval: cannot decide
+    assert U.verdict(None, 2, 3)[0] == U.NOT_MEASURED
+    assert U.verdict(Estimate.exact(100.0), 99.5, 99.9, "higher")[0] == U.FAILS_BETTER
+
+
+def test_a_claim_holds_only_when_every_method_holds():
+    assert U.combine([U.HOLDS, U.HOLDS]) == U.HOLDS
+    assert U.combine([U.HOLDS, U.INCONCLUSIVE]) == U.INCONCLUSIVE
+    assert U.combine([U.HOLDS, U.FAILS_BETTER, U.INCONCLUSIVE]) == U.FAILS_BETTER
+    assert U.combine([U.FAILS_BETTER, U.FAILS_WORSE]) == U.FAILS_WORSE
+    assert U.combine([U.NOT_MEASURED]) == U.NOT_MEASURED
+
+
+def test_interval_arithmetic_is_conservative():
+    d = U.difference(Estimate(3, 2.5, 3.5), Estimate(1, 0.8, 1.2))
+    assert (d.low, d.high) == (pytest.approx(1.3), pytest.approx(2.7))
+    r = U.ratio_of(Estimate(2, 1.8, 2.2), Estimate(1, 0.9, 1.1))
+    assert r.low == pytest.approx(1.8 / 1.1) and r.high == pytest.approx(2.2 / 0.9)
