@@ -1,7 +1,14 @@
-"""The Result record: one method, one run, one device, written as versioned JSON."""
+"""The Result record: one method, one configuration, one run, one device, written as versioned JSON.
+
+A Result is filed under its **key**: the method and a short stable hash of everything that changes a
+figure (options, calibration, model, weights, data set, device, speed grid and budget). The label is for
+people. Two configurations of one method never share a file; re-running the same configuration replaces
+only its own file.
+"""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -12,34 +19,52 @@ from pathlib import Path
 
 from . import paths
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "skipped", "failed")
+#: group-readable files: Results are shared
+FILE_MODE = 0o644
 
 
 class ResultsFileError(ValueError):
     """A results file that cannot be read: corrupt, partial, or of another schema version."""
 
 
+def canonical(obj) -> str:
+    """Stable JSON of settings (sorted keys, tuples as lists) for hashing."""
+    return json.dumps(obj, sort_keys=True, default=_default, separators=(",", ":"))
+
+
+def make_key(method: str, options: dict, settings: dict) -> str:
+    """``<method>-<8 hex digits>``: the method and a hash of its options and measurement settings."""
+    digest = hashlib.sha1(canonical({"method": method, "options": options, "settings": settings}).encode())
+    return f"{method}-{digest.hexdigest()[:8]}"
+
+
 @dataclass
 class Result:
     run: str
     method: str
-    label: str = ""                     # distinguishes variants of one method (sweeps); defaults to method
+    label: str = ""                     # for people: the method, or method[option=value,...] for a variant
     precision: str = ""
     library: str = ""
+    runtime: str = ""                   # what executes the graph: torch, inductor, onnxruntime, openvino
+    key: str = ""                       # file stem: method + hash of options and settings (see make_key)
+    is_default: bool = True             # the registry default configuration of the method
     status: str = "ok"
     reason: str = ""
     model: dict = field(default_factory=dict)
     dataset: dict | None = None
     device: dict = field(default_factory=dict)
     packages: dict = field(default_factory=dict)
-    options: dict = field(default_factory=dict)
-    size: dict = field(default_factory=dict)        # disk_bytes, param_bytes
-    memory: dict = field(default_factory=dict)      # peak_rss_bytes, model_rss_bytes, peak_cuda_bytes, ...
-    speed: list = field(default_factory=list)       # rows: batch_size, seq_len, sentences_per_s, tokens_per_s, ...
+    options: dict = field(default_factory=dict)     # options that differ from the method's defaults
+    settings: dict = field(default_factory=dict)    # what else the key hashes: calibration, grid, budgets
+    size: dict = field(default_factory=dict)        # disk_bytes, param_bytes (exact)
+    memory: dict = field(default_factory=dict)      # peak_over_baseline_bytes, resident_bytes (+ per process)
+    speed: list = field(default_factory=list)       # rows per (batch, seq): tokens/s with CI, ratios with CI
     ceiling: dict = field(default_factory=dict)     # gflops, library, precision
-    fidelity: dict = field(default_factory=dict)
-    quality: dict = field(default_factory=dict)
+    fidelity: dict = field(default_factory=dict)    # cos_mean, l2_mean, ... each {value, low, high, n, how}
+    quality: dict = field(default_factory=dict)     # aggregate metrics (means over queries / pair correlations)
+    per_query: dict = field(default_factory=dict)   # query_ids + per-query metric values; pair cosines
     timings: dict = field(default_factory=dict)     # build_s, eval_s, bench_s
     notes: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
@@ -51,6 +76,7 @@ class Result:
         if self.status not in STATUSES:
             raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
         self.created = self.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.key = self.key or make_key(self.method, self.options, self.settings)
 
     @property
     def device_kind(self) -> str:
@@ -66,8 +92,8 @@ class Result:
         return dataclasses.asdict(self)
 
 
-def _file_name(result: Result) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", result.label)
+def file_name(result: Result) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", result.key)
     return f"{safe}__{result.device_kind}.json"
 
 
@@ -82,20 +108,39 @@ def _default(o):
         pass
     if isinstance(o, Path):
         return str(o)
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
+ATTEMPTS = "attempts"
+
+
 def save(result: Result, folder: str | Path | None = None) -> Path:
-    """Atomic write: a crash mid-write leaves the previous file intact, never half a file."""
+    """Atomic write: a crash mid-write leaves the previous file intact, never half a file.
+
+    A skipped or failed Result never replaces an ``ok`` one of the same key: it is written beside it,
+    under ``attempts/``, where :func:`latest_attempt` finds it (the comparison reports it)."""
     folder = Path(folder) if folder else paths.results_dir(result.run)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / _file_name(result)
+    target = folder / file_name(result)
+    if result.status != "ok" and target.is_file():
+        try:
+            kept = load(target).status == "ok"
+        except ResultsFileError:
+            kept = False
+        if kept:
+            target = folder / ATTEMPTS / target.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = target.parent
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(result.to_dict(), f, indent=1, default=_default, allow_nan=True)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -140,3 +185,27 @@ def load_run(run_or_folder: str | Path, strict: bool = True) -> list[Result]:
             if strict:
                 raise
     return out
+
+
+def find(run: str, key: str, device_kind: str) -> Result | None:
+    """The Result of one key in a run, if it was saved."""
+    p = paths.results_dir(run) / f"{re.sub(r'[^A-Za-z0-9._=-]+', '_', key)}__{device_kind}.json"
+    if not p.is_file():
+        return None
+    try:
+        return load(p)
+    except ResultsFileError:
+        return None
+
+
+def latest_attempt(result: Result, folder: str | Path | None = None) -> Result | None:
+    """A later skipped/failed attempt at the same key as an ``ok`` Result, if one was recorded."""
+    folder = Path(folder) if folder else paths.results_dir(result.run)
+    p = folder / ATTEMPTS / file_name(result)
+    if not p.is_file():
+        return None
+    try:
+        att = load(p)
+    except ResultsFileError:
+        return None
+    return att if (att.created or "") >= (result.created or "") else None

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -9,15 +10,38 @@ from bgeq_utils.results import Result
 def test_roundtrip_and_atomic_write(tmp_path):
     r = Result(run="t", method="fp32", quality={"ndcg@10": 0.5}, device={"kind": "cpu"})
     p = results.save(r, tmp_path)
-    assert p.name == "fp32__cpu.json" and not list(tmp_path.glob(".tmp-*"))
-    back = results.load(p)
-    assert back == r
+    assert p.name == f"{r.key}__cpu.json" and r.key.startswith("fp32-") and not list(tmp_path.glob(".tmp-*"))
+    assert results.load(p) == r
     assert [x.method for x in results.load_run(tmp_path)] == ["fp32"]
+    assert oct(os.stat(p).st_mode & 0o777) == "0o644"          # group-readable: Results are shared
 
 
-def test_label_names_the_file(tmp_path):
-    r = Result(run="t", method="int8-static-onnx", label="int8-static-onnx[minmax,n=64]", device={"kind": "cuda"})
-    assert results.save(r, tmp_path).name == "int8-static-onnx_minmax_n=64___cuda.json"
+def test_the_key_not_the_label_names_the_file(tmp_path):
+    a = Result(run="t", method="int4-onnx", label="int4 b32", options={"block_size": 32})
+    b = Result(run="t", method="int4-onnx", label="int4/b32", options={"block_size": 128})
+    assert a.key != b.key
+    results.save(a, tmp_path), results.save(b, tmp_path)
+    assert len(results.load_run(tmp_path)) == 2               # a variant never overwrites another
+    same = Result(run="t", method="int4-onnx", label="other words", options={"block_size": 32})
+    assert same.key == a.key                                   # the same configuration is the same Result
+
+
+def test_key_holds_every_setting_that_changes_a_figure():
+    k = results.make_key("fp32", {}, {"model": "m", "bench": {"batch_sizes": [1, 32]}})
+    assert k != results.make_key("fp32", {}, {"model": "m", "bench": {"batch_sizes": [1, 8]}})
+    assert k != results.make_key("fp32", {}, {"model": "n", "bench": {"batch_sizes": [1, 32]}})
+    assert k == results.make_key("fp32", {}, {"bench": {"batch_sizes": [1, 32]}, "model": "m"})
+
+
+def test_a_failed_rerun_never_replaces_a_good_result(tmp_path):
+    good = Result(run="t", method="fp32", quality={"ndcg@10": 0.7}, settings={"x": 1})
+    p = results.save(good, tmp_path)
+    bad = Result(run="t", method="fp32", status="failed", reason="KeyError: boom", settings={"x": 1})
+    q = results.save(bad, tmp_path)
+    assert q != p and q.parent.name == "attempts"
+    assert results.load(p).status == "ok"
+    assert results.latest_attempt(good, tmp_path).reason == "KeyError: boom"
+    assert [r.status for r in results.load_run(tmp_path)] == ["ok"]
 
 
 def test_corrupt_file_names_itself(tmp_path):
@@ -33,9 +57,9 @@ def test_corrupt_file_names_itself(tmp_path):
 def test_old_schema_is_rejected(tmp_path):
     p = tmp_path / "old__cpu.json"
     d = Result(run="t", method="fp32").to_dict()
-    d["schema"] = 0
+    d["schema"] = 1
     p.write_text(json.dumps(d))
-    with pytest.raises(results.ResultsFileError, match="schema version 0"):
+    with pytest.raises(results.ResultsFileError, match="schema version 1"):
         results.load(p)
 
 
