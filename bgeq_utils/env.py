@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from functools import lru_cache
 from importlib import metadata
+
+from . import vocab
 
 PACKAGES = (
     "torch", "transformers", "sentence-transformers", "onnxruntime", "onnx", "bitsandbytes",
@@ -55,6 +58,18 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_device(device: str) -> str:
+    """A device string as the methods take it: 'auto' resolves to this machine's; 'cpu' and 'cuda[:N]' are
+    kept as given (a CUDA method on a machine without a GPU is recorded as skipped, not an error)."""
+    if not isinstance(device, str) or not _DEVICE.match(device.strip().lower()):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    device = device.strip().lower()
+    return resolve_device(device) if device == "auto" else device
+
+
 def package_versions(names=PACKAGES) -> dict[str, str | None]:
     out = {}
     for name in names:
@@ -69,7 +84,7 @@ def package_versions(names=PACKAGES) -> dict[str, str | None]:
 def describe(device: str = "cpu") -> dict:
     model, flags = _cpuinfo()
     info = {
-        "kind": "cuda" if device.startswith("cuda") else "cpu",
+        "kind": vocab.device_kind(device),
         "cpu_model": model,
         "cpu_count": os.cpu_count(),
         "cpu_flags": sorted(f for f in CPU_FLAGS if f in flags),

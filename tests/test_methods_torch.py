@@ -40,7 +40,7 @@ def test_half_precision_cpu(reference, texts, fp32_emb, fp32_disk, name, cos_mea
 
 
 def test_half_precision_rejects_options(reference):
-    with pytest.raises(TypeError, match="fp16 takes no options"):
+    with pytest.raises(methods.UnknownOptionError, match="fp16: unknown option.*threshold.*its options are none"):
         methods.build("fp16", reference, threshold=1)
 
 
@@ -114,6 +114,15 @@ def test_int8_dynamic_bad_options(reference):
         methods.build("int8-dynamic-torch", reference, bits=4)
     with pytest.raises(ValueError, match="compile=True applies to api='torchao' only"):
         methods.build("int8-dynamic-torch", reference, api="torch.ao", compile=True)
+
+
+# --- compiled FP32: the same-runtime baseline of compiled INT8 -----------------------------------
+def test_fp32_inductor_is_fp32_through_the_compiler(reference, texts, fp32_emb):
+    enc = methods.build("fp32-inductor", reference, freezing=False)
+    assert enc.runtime == "inductor" and methods.get("fp32-inductor").baseline_in_runtime == "fp32-inductor"
+    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
+    assert f["cos_min"] > 0.99999
+    assert methods.get("int8-static-torch").runtime == "inductor"
 
 
 # --- INT8 static (PT2E) -------------------------------------------------------------------------

@@ -250,4 +250,4 @@ def test_run_method_records_onnx_settings(reference, lee_small, tiny_bench):
     assert res.extra["settings"]["calibrate_method"] == "Percentile"
     assert res.extra["graph_ops"]["QuantizeLinear"] > 0
     assert res.size["param_bytes"] <= res.size["disk_bytes"]
-    assert res.options["calibration"] == 8
+    assert res.settings["calibration"] == 8 and res.options == {"calibrate_method": "Percentile"}

@@ -2,7 +2,8 @@
 import importlib
 import importlib.util
 
-from .registry import (MethodSpec, MethodUnavailable, UnknownMethodError, build, get, names, register,
+from .registry import (MethodSpec, MethodUnavailable, UnknownMethodError, UnknownOptionError, build, get, names,
+                       register,
                        specs, table)
 
 # Importing a module registers its methods; this order is the order tables show them in.
@@ -11,5 +12,5 @@ for _m in MODULES:
     if importlib.util.find_spec(f"{__name__}.{_m}") is not None:
         importlib.import_module(f"{__name__}.{_m}")
 
-__all__ = ["MethodSpec", "MethodUnavailable", "UnknownMethodError", "build", "get", "names", "register",
+__all__ = ["MethodSpec", "MethodUnavailable", "UnknownMethodError", "UnknownOptionError", "build", "get", "names", "register",
            "specs", "table"]

@@ -182,7 +182,7 @@ def _layers(model):
     return q, lin
 
 
-@register("int8-bnb", precision="int8", library="bitsandbytes", needs=("package:bitsandbytes",),
+@register("int8-bnb", precision="int8", library="bitsandbytes", packages=("bitsandbytes",),
           summary="bitsandbytes LLM.int8(): INT8 weights, outlier features in 16-bit (transformers load_in_8bit)")
 def int8_bnb(reference, device="cpu", calibration=None, threshold: float = 6.0, **options):
     """LLM.int8() via transformers' BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=threshold)."""
@@ -259,7 +259,7 @@ def _four_bit(reference, device, quant_type: str, double_quant: bool, compute_dt
     return enc
 
 
-@register("nf4-bnb", precision="nf4", library="bitsandbytes", needs=("package:bitsandbytes",),
+@register("nf4-bnb", precision="nf4", library="bitsandbytes", packages=("bitsandbytes",),
           summary="bitsandbytes 4-bit NormalFloat (NF4) weights, blocks of 64 (transformers load_in_4bit)")
 def nf4_bnb(reference, device="cpu", calibration=None, double_quant: bool = False, compute_dtype: str = "float32",
             **options):
@@ -267,7 +267,7 @@ def nf4_bnb(reference, device="cpu", calibration=None, double_quant: bool = Fals
     return _four_bit(reference, device, "nf4", double_quant, compute_dtype, options)
 
 
-@register("fp4-bnb", precision="fp4", library="bitsandbytes", needs=("package:bitsandbytes",),
+@register("fp4-bnb", precision="fp4", library="bitsandbytes", packages=("bitsandbytes",),
           summary="bitsandbytes 4-bit float (FP4) weights, blocks of 64 (transformers load_in_4bit)")
 def fp4_bnb(reference, device="cpu", calibration=None, double_quant: bool = False, compute_dtype: str = "float32",
             **options):

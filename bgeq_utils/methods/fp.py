@@ -69,3 +69,23 @@ def fp16(reference, device="cpu", calibration=None, **options):
 def bf16(reference, device="cpu", calibration=None, **options):
     """Every weight and operation in bfloat16 (FP32's range, 8 bits of mantissa)."""
     return _half(reference, device, "bf16", **options)
+
+
+@register("fp32-inductor", precision="fp32", library="torch", runtime="inductor",
+          summary="FP32 compiled by torch.compile (Inductor, freezing): the same-runtime baseline of compiled INT8")
+def fp32_inductor(reference, device="cpu", calibration=None, freezing: bool = True):
+    """FP32 through Inductor with the settings of the compiled INT8 methods, so that a compiled INT8 method's
+    speed-up over it is what INT8 adds, not what the compiler adds."""
+    import torch
+    from .torch_int8 import CompiledEncoder, _FrozenCompiled, _last_hidden
+
+    model = copy.deepcopy(reference.model).to(device).eval()
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None
+    module = _last_hidden(model).eval()
+    runner = _FrozenCompiled(module) if freezing else torch.compile(module, dynamic=True)
+    enc = CompiledEncoder(reference, module, runner, device=device)
+    enc.encode(["compile now, so that build time includes it"] * 2)
+    enc.info = {"api": "torch.compile(dynamic=True)" + (", Inductor freezing" if freezing else ""),
+                "compiled": True}
+    return enc

@@ -150,7 +150,7 @@ def _fp32_ir(reference, opset: int) -> Path:
                               main_file=IR_FILE, root=cache_root()) / IR_FILE
 
 
-@register("fp32-openvino", precision="fp32", library="openvino", devices=("cpu",), needs=("package:openvino",),
+@register("fp32-openvino", precision="fp32", library="openvino", devices=("cpu",), packages=("openvino",),
           summary="FP32 graph converted to OpenVINO IR, CPU plugin with f32 inference precision")
 def fp32_openvino(reference, device="cpu", calibration=None, threads: int | None = None,
                   inference_precision: str = "f32", opset: int = ox.DEFAULT_OPSET):
@@ -163,7 +163,7 @@ def fp32_openvino(reference, device="cpu", calibration=None, threads: int | None
 
 
 @register("int8-static-openvino", precision="int8", library="openvino", devices=("cpu",),
-          needs=("calibration", "package:openvino", "package:nncf"),
+          needs=("calibration",), packages=("openvino", "nncf",),
           summary="NNCF post-training INT8 (transformer preset) of the OpenVINO IR, CPU plugin")
 def int8_static_openvino(reference, device="cpu", calibration=None, preset: str = "mixed",
                          fast_bias_correction: bool = True, threads: int | None = None,

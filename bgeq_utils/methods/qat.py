@@ -23,7 +23,7 @@ from .. import training
 from .registry import MethodUnavailable, register
 from .torch_int4 import QuantizedTorchEncoder, footprint
 
-DEFAULTS = dict(steps=40, lr=2e-6, batch_size=8, max_length=64, seed=0, loss="cosine")
+DEFAULTS = dict(steps=20, lr=2e-6, batch_size=8, max_length=64, seed=0, loss="cosine")
 SCHEME = ("int8 weights per output channel (symmetric) + int8 activations per token (asymmetric, "
           "computed at run time); torchao Int8DynamicActivationInt8WeightConfig")
 
@@ -83,7 +83,7 @@ def int8_layers(model) -> dict:
 
 
 @register("int8-qat", precision="int8", library="torchao", devices=("cpu",),
-          needs=("calibration", "training", "package:torchao"),
+          needs=("calibration", "training",), packages=("torchao",),
           summary="INT8 quantization-aware training: distil FP32 embeddings into a fake-quantized copy, "
                   "then convert (torchao)")
 def int8_qat(reference, device="cpu", calibration=None, steps: int = DEFAULTS["steps"], lr: float = DEFAULTS["lr"],

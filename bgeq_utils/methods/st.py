@@ -13,7 +13,9 @@ class SentenceTransformerEncoder(Encoder):
         super().__init__(reference, device)
         self.st = SentenceTransformer(str(reference.folder), device=device)
         self.st.eval()
-        self.info = {"api": "SentenceTransformer.forward", "modules": [type(m).__name__ for m in self.st]}
+        # What SentenceTransformer(...) loads with no dtype argument on this device (the guide says FP16 on GPUs).
+        self.info = {"api": "SentenceTransformer.forward", "modules": [type(m).__name__ for m in self.st],
+                     "loaded_dtype": str(next(self.st.parameters()).dtype).replace("torch.", "")}
 
     def embed_features(self, features):
         import torch

@@ -178,7 +178,7 @@ def _check_unknown(options: dict, method: str, known: tuple):
 
 
 # --- torchao -----------------------------------------------------------------------------------
-@register("int4-torchao", precision="int4", library="torchao", devices=("cpu",), needs=("package:torchao",),
+@register("int4-torchao", precision="int4", library="torchao", devices=("cpu",), packages=("torchao",),
           summary="torchao intx int4 weight-only, per-group (4-bit values unpacked in int8 on CPU)")
 def int4_torchao(reference, device="cpu", calibration=None, group_size: int = 32, mapping: str = "asymmetric",
                  embeddings: bool = False, **options):
@@ -218,7 +218,7 @@ def int4_torchao(reference, device="cpu", calibration=None, group_size: int = 32
 
 # --- optimum-quanto ----------------------------------------------------------------------------
 @register("int4-quanto", precision="int4", library="optimum-quanto", devices=("cpu",),
-          needs=("package:optimum.quanto",),
+          packages=("optimum.quanto",),
           summary="optimum-quanto qint4 weight-only, per-group (two 4-bit values per uint8 byte)")
 def int4_quanto(reference, device="cpu", calibration=None, group_size: int = 32, **options):
     """optimum-quanto ``quantize(model, weights=qint4); freeze(model)`` on every Linear.

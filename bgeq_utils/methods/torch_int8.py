@@ -11,12 +11,11 @@ Dynamic, two APIs:
   ``Int8Tensor`` (per channel) and quantizes activations per token. Eagerly it has no fused CPU
   kernel; ``compile=True`` hands it to ``torch.compile`` (Inductor), which does.
 
-``api="auto"`` picks ``torch.ao`` on CPU while it exists: on the 2-core AVX-512 build machine (torch
-2.13, torchao 0.18, MiniLM-L6, 128 tokens) it ran about 1.6x faster than FP32 at batch 32 and 4x at
-batch 1, eagerly; torchao ran about 4x slower than FP32 eagerly at batch 32 and, compiled with dynamic
-shapes, took 55-70 s to compile on 2 cores and was still not faster than torch.ao at batch 32.
-torchao's per-token activation scales are the more faithful of the two (cosine to FP32 about 0.997
-against 0.98 on the Lee texts): ``api="torchao"`` measures it. On CUDA ``auto`` means torchao.
+``api="auto"`` picks ``torch.ao`` on CPU while it exists: its fused kernels run eagerly, where torchao's
+per-token path has no fused CPU kernel without ``torch.compile`` (and compiling costs about a minute per
+shape family on two cores). torchao's per-token activation scales are the more faithful of the two;
+``api="torchao"`` measures it. On CUDA ``auto`` means torchao. Notebook 03 shows the measured speed and
+fidelity of both on the machine at hand.
 
 Static: PT2E (``torch.export`` -> ``prepare_pt2e`` with ``X86InductorQuantizer`` -> calibration ->
 ``convert_pt2e``), the flow that replaces eager/FX static quantization. The converted graph holds INT8
@@ -152,9 +151,7 @@ def _dynamic_torch_ao(reference, per_channel: bool, requested: str, compile: boo
     enc.info = {
         "api": "torch.ao.quantization.quantize_dynamic", "requested_api": requested,
         "why": ("api='auto' on CPU: torch.ao's DynamicQuantizedLinear runs fused FBGEMM/oneDNN INT8 kernels "
-                "eagerly (measured ~1.6x FP32 at batch 32); torchao's Int8DynamicActivationInt8WeightConfig "
-                "measured ~4x slower than FP32 eagerly, and compiled it took about a minute per shape family "
-                "on 2 cores without beating torch.ao; torchao is the more faithful (per-token activation scales)"
+                "eagerly; torchao's per-token path needs torch.compile for fused kernels"
                 if requested == "auto" else "requested"),
         "weights": "int8 per output channel" if per_channel else "int8 per tensor",
         "activations": "quint8, one scale per tensor, computed per call (reduce_range on x86)",
@@ -181,6 +178,7 @@ def _dynamic_torchao(reference, device: str, requested: str, compile: bool, per_
     runner = torch.compile(model, dynamic=True) if compile else model
     enc = _TorchaoEncoder(reference, runner, device=device, stored=model)
     enc.compute_precision = "int8"
+    enc.runtime = "inductor" if compile else "torch"
     enc.info = {
         "api": "torchao.quantization.quantize_(Int8DynamicActivationInt8WeightConfig)",
         "requested_api": requested, "compiled": bool(compile),
@@ -269,21 +267,37 @@ class _FrozenCompiled:
             return self.compiled(*args)
 
 
-class StaticInt8Encoder(TorchEncoder):
-    """A PT2E-converted graph (INT8 weights, calibrated activation scales), compiled or not."""
+class CompiledEncoder(TorchEncoder):
+    """An exportable module (positional token ids -> last hidden state) run through a callable that may be
+    compiled: ``model`` is the module as stored, ``runner`` what executes it."""
 
-    def __init__(self, reference, converted, runner, example, dynamic_shapes, device="cpu"):
-        super().__init__(reference, runner, device)
-        self.converted = converted
-        self.example = example
-        self.dynamic_shapes = dynamic_shapes
+    def __init__(self, reference, module, runner, device="cpu"):
+        super().__init__(reference, module, device)
+        self.runner = runner
 
     def _forward(self, features):
         import torch
         feats = [torch.from_numpy(features[k]).to(self.device) for k in FEATURES]
         with torch.no_grad():
-            hidden = self.model(*feats)
+            hidden = self.runner(*feats)
         return pool_torch(hidden, feats[1], self.pooling)
+
+    def close(self):
+        self.runner = None
+        super().close()
+
+
+class StaticInt8Encoder(CompiledEncoder):
+    """A PT2E-converted graph (INT8 weights, calibrated activation scales), compiled or not."""
+
+    def __init__(self, reference, converted, runner, example, dynamic_shapes, device="cpu"):
+        super().__init__(reference, converted, runner, device)
+        self.example = example
+        self.dynamic_shapes = dynamic_shapes
+
+    @property
+    def converted(self):
+        return self.model
 
     def param_bytes(self) -> int:
         return sum(_attr(self.converted, t).nbytes for t in _used_attrs(self.converted)
@@ -309,12 +323,9 @@ class StaticInt8Encoder(TorchEncoder):
             torch.export.save(ep, folder / "model_int8_static.pt2")
         return folder
 
-    def close(self):
-        self.converted = None
-        super().close()
-
 
 @register("int8-static-torch", precision="int8", library="torch", devices=("cpu",), needs=("calibration",),
+          runtime="inductor",
           summary="PyTorch static INT8 (PT2E + X86InductorQuantizer, calibrated), compiled to oneDNN kernels")
 def int8_static_torch(reference, device="cpu", calibration=None, compile: bool = True, batch_size: int = 8,
                       reduce_range: bool = False, **options):
@@ -387,6 +398,7 @@ def int8_static_torch(reference, device="cpu", calibration=None, compile: bool =
                 "with FP32 GEMMs") from e
     enc = StaticInt8Encoder(reference, converted, runner, example, dynamic_shapes)
     enc.compute_precision = "int8" if compile else "fp32"
+    enc.runtime = "inductor" if compile else "torch"
     enc.info = {
         "api": "torchao.quantization.pt2e: torch.export -> prepare_pt2e(X86InductorQuantizer) -> convert_pt2e",
         "lowering": "torch.compile(dynamic=True, freezing=True): Inductor lowers q/dq + Linear to oneDNN INT8"

@@ -1,0 +1,36 @@
+"""The project's vocabulary, defined once: precisions, devices, runtimes, capabilities."""
+from __future__ import annotations
+
+#: display order of precisions
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4", "nf4", "fp4")
+FOUR_BIT = ("int4", "nf4", "fp4")
+NOMINAL_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8, "int4": 4, "nf4": 4, "fp4": 4}
+#: what a method may need besides packages
+CAPABILITIES = ("calibration", "training")
+DEVICE_KINDS = ("cpu", "cuda")
+
+#: what executes a method's graph; each runtime's own FP32 is the fair baseline for what quantization adds
+RUNTIMES = ("torch", "inductor", "onnxruntime", "openvino")
+EAGER_BASELINE = "fp32"
+RUNTIME_BASELINE = {"torch": "fp32", "inductor": "fp32-inductor", "onnxruntime": "fp32-onnx",
+                    "openvino": "fp32-openvino"}
+LIBRARY_RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+#: modules each library's methods import (a fresh process imports them before its memory baseline)
+LIBRARY_IMPORTS = {
+    "torch": ("torch", "transformers"),
+    "sentence-transformers": ("torch", "transformers", "sentence_transformers"),
+    "onnxruntime": ("torch", "transformers", "onnx", "onnxruntime", "onnxruntime.quantization"),
+    "openvino": ("torch", "transformers", "onnx", "onnxruntime", "openvino", "nncf"),
+    "bitsandbytes": ("torch", "transformers", "bitsandbytes", "accelerate"),
+    "torchao": ("torch", "transformers", "torchao", "torchao.quantization"),
+    "optimum-quanto": ("torch", "transformers", "optimum.quanto"),
+}
+
+
+def device_kind(device: str | None) -> str:
+    """'cuda' for any CUDA device string ('cuda', 'cuda:1'), else 'cpu'."""
+    return "cuda" if str(device or "cpu").startswith("cuda") else "cpu"
+
+
+def precision_rank(p: str) -> tuple:
+    return (PRECISIONS.index(p), p) if p in PRECISIONS else (len(PRECISIONS), p)
