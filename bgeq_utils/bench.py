@@ -1,23 +1,26 @@
-"""Speed, memory and size, measured honestly.
+"""Speed and memory, measured side by side and with their uncertainty.
 
-Speed: warm-up, repeats, medians, inputs padded to exactly the sequence length so tokens/s is
-exact. Memory: a fresh process per method (see memory_worker.py). Throughput is also read as a
+Speed: each method is timed in one window with its baselines (eager PyTorch FP32 and FP32 in its own
+runtime), alternating call by call, warm-up first; medians with 95% intervals, and each speed-up as the
+median of per-round ratios with its interval. A time budget per cell, not a fixed count of repeats.
+Inputs are padded to exactly the sequence length, so tokens/s is exact. Throughput is also read as a
 share of a same-precision GEMM ceiling measured here, the best of several libraries.
+Memory: fresh processes per method (see memory_worker.py), one definition.
 """
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from . import data as data_mod
+from . import data as data_mod, uncertainty as stats
 
 
 # --- model arithmetic ---------------------------------------------------------------------------
@@ -29,10 +32,109 @@ def flops_per_token(config, seq_len: int) -> float:
     return float(n * 2 * (linear + attention))
 
 
-# --- throughput ---------------------------------------------------------------------------------
+# --- throughput, side by side -----------------------------------------------------------------------
 def _inputs(encoder, batch_size: int, seq_len: int, texts: list[str]) -> dict:
     picked = [texts[i % len(texts)] for i in range(batch_size)]
     return encoder.tokenize(picked, max_length=seq_len, pad_to_max=True)
+
+
+@dataclass
+class Budget:
+    """How long one (batch, sequence length) cell of the grid is timed: at least ``min_repeats`` rounds (the
+    fewest for a 95% interval of a median), then until every ratio's interval is within ``target`` of its
+    value (relative half-width) or ``seconds`` are spent, at most ``max_repeats`` rounds."""
+    warmup: int = 1
+    min_repeats: int = stats.MIN_REPEATS_FOR_CI
+    max_repeats: int = 60
+    seconds: float = 20.0
+    target: float = 0.03
+
+
+def interleaved(calls: dict, budget: Budget = Budget(), progress=None) -> dict[str, list[float]]:
+    """Time several callables in one window, alternating (A B C, B C A, C A B, ...): a ratio between any
+    two of them is then measured under the same machine conditions. Returns seconds per call, by name,
+    paired by round."""
+    names = list(calls)
+    for _ in range(budget.warmup):
+        for n in names:
+            calls[n]()
+    times = {n: [] for n in names}
+    start = time.perf_counter()
+    r = 0
+    while r < budget.max_repeats:
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            t0 = time.perf_counter()
+            calls[n]()
+            times[n].append(time.perf_counter() - t0)
+        r += 1
+        if progress is not None:
+            progress.update(1)
+        if r < budget.min_repeats:
+            continue
+        if time.perf_counter() - start > budget.seconds:
+            break
+        first = times[names[0]]
+        if len(names) == 1:
+            if stats.relative_halfwidth(stats.median(first)) <= budget.target:
+                break
+        elif all(stats.relative_halfwidth(stats.paired_ratio(times[n], first)) <= budget.target
+                 for n in names[1:]):
+            break
+    return times
+
+
+def speed_grid(encoder, baselines: dict | None = None, batch_sizes=(1, 32), seq_lens=(128,),
+               budget: Budget = Budget(), texts: list[str] | None = None, config=None,
+               progress: bool = True) -> list[dict]:
+    """Throughput of ``encoder`` per (batch size, sequence length), each cell timed side by side with the
+    ``baselines`` ({role: (method name, encoder)}, e.g. eager FP32 and FP32 in the same runtime).
+
+    A row holds tokens/s and sentences/s (median with a 95% interval), latency percentiles, repeats, and
+    for each role the speed-up over that baseline timed in the same window (median of per-round ratios
+    with its 95% interval). A role whose baseline is the encoder itself gets exactly 1."""
+    texts = texts or data_mod.benchmark_texts(64)
+    baselines = baselines or {}
+    grid = [(b, L) for L in seq_lens for b in batch_sizes]
+    it = grid
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(grid, desc=f"speed {getattr(encoder, 'method', '')}", leave=False)
+    rows = []
+    for b, L in it:
+        L_eff = min(L, encoder.max_seq_length)
+        feats = _inputs(encoder, b, L_eff, texts)
+        calls = {"method": lambda: encoder.embed_features(feats)}
+        others = {}
+        for role, (name, enc) in baselines.items():
+            if enc is encoder or enc is None:
+                continue
+            if name not in others:
+                others[name] = enc
+                calls[name] = (lambda e: (lambda: e.embed_features(feats)))(enc)
+        times = interleaved(calls, budget)
+        t = stats.median(times["method"])
+        row = {"batch_size": b, "seq_len": L_eff, "repeats": len(times["method"]), "median_s": t.value,
+               "tokens_per_s": b * L_eff / t.value, "sentences_per_s": b / t.value,
+               "latency_ms_p50": float(np.percentile(times["method"], 50) * 1e3),
+               "latency_ms_p95": float(np.percentile(times["method"], 95) * 1e3),
+               "window": sorted(calls)}
+        if t.has_interval:
+            row["tokens_per_s_low"], row["tokens_per_s_high"] = b * L_eff / t.high, b * L_eff / t.low
+        for role, (name, enc) in baselines.items():
+            if enc is None:
+                row[f"vs_{role}"] = {"baseline": name, "missing": "baseline could not be built here"}
+            elif enc is encoder:
+                row[f"vs_{role}"] = {"baseline": name, **stats.Estimate.exact(1.0, "the method is its own baseline"
+                                                                               ).to_dict()}
+            else:
+                e = stats.paired_ratio(times[name], times["method"])
+                row[f"vs_{role}"] = {"baseline": name, **e.to_dict()}
+                row.setdefault("baseline_tokens_per_s", {})[name] = b * L_eff / float(np.median(times[name]))
+        if config is not None:
+            row["gflops"] = row["tokens_per_s"] * flops_per_token(config, L_eff) / 1e9
+        rows.append(row)
+    return rows
 
 
 def _time_calls(fn, warmup: int, repeats: int, max_seconds: float) -> list[float]:
@@ -48,33 +150,6 @@ def _time_calls(fn, warmup: int, repeats: int, max_seconds: float) -> list[float
     return times
 
 
-def speed_grid(encoder, batch_sizes=(1, 32), seq_lens=(128,), texts: list[str] | None = None,
-               warmup: int = 1, repeats: int = 5, max_seconds: float = 30.0, config=None,
-               progress: bool = True) -> list[dict]:
-    """Median throughput per (batch size, sequence length); latency percentiles at batch 1."""
-    texts = texts or data_mod.benchmark_texts(64)
-    grid = [(b, L) for L in seq_lens for b in batch_sizes]
-    it = grid
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(grid, desc=f"speed {getattr(encoder, 'method', '')}", leave=False)
-    rows = []
-    for b, L in it:
-        L_eff = min(L, encoder.max_seq_length)
-        feats = _inputs(encoder, b, L_eff, texts)
-        reps = max(repeats, 20) if b == 1 else repeats
-        times = _time_calls(lambda: encoder.embed_features(feats), warmup, reps, max_seconds)
-        med = statistics.median(times)
-        row = {"batch_size": b, "seq_len": L_eff, "median_s": med, "sentences_per_s": b / med,
-               "tokens_per_s": b * L_eff / med, "repeats": len(times),
-               "latency_ms_p50": float(np.percentile(times, 50) * 1e3),
-               "latency_ms_p95": float(np.percentile(times, 95) * 1e3)}
-        if config is not None:
-            row["gflops"] = row["tokens_per_s"] * flops_per_token(config, L_eff) / 1e9
-        rows.append(row)
-    return rows
-
-
 # --- GEMM ceilings ------------------------------------------------------------------------------
 def _best(fn, repeats=5) -> float:
     fn()
@@ -84,6 +159,12 @@ def _best(fn, repeats=5) -> float:
 def _torch_gemm(dtype_name: str, device: str, n: int) -> float | None:
     import torch
     dev = torch.device(device)
+    if n > 512 and dev.type == "cpu":
+        # a type without native arithmetic here (FP16 on most CPUs) runs at a few GFLOP/s: a 512 GEMM measures
+        # that emulated rate in a fraction of a second, where n=2048 would take minutes
+        probe = _torch_gemm(dtype_name, device, 512)
+        if probe is not None and 2 * n ** 3 / (probe * 1e9) > 2.0:
+            return probe
     try:
         if dtype_name == "int8":
             a = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=dev)
@@ -174,13 +255,24 @@ def add_ceiling_share(rows: list[dict], ceiling: dict) -> list[dict]:
     return rows
 
 
-# --- memory in a fresh process ------------------------------------------------------------------
+# --- memory in fresh processes ------------------------------------------------------------------
+#: the one memory definition: batch 32 x 128 tokens
+MEMORY_BATCH, MEMORY_SEQ = 32, 128
+
+
 def measure_memory(method: str, reference_spec: dict, device: str = "cpu", options: dict | None = None,
-                   calibration: int | list[str] | None = None, batch_size: int = 32, seq_len: int = 128,
-                   timeout: float = 1800) -> dict:
-    """Build the method in a new Python process and read its resident and peak memory there."""
+                   calibration: int | list[str] | None = None, batch_size: int = MEMORY_BATCH,
+                   seq_len: int = MEMORY_SEQ, repeats: int = 2, timeout: float = 1800) -> dict:
+    """Memory of a method, each time in a new Python process that first imports the method's libraries.
+
+    ``peak``: peak RSS while embedding one batch (``batch_size`` x ``seq_len`` tokens) over the process's
+    baseline (the same libraries imported, the reference loaded and released once); on CUDA the peak
+    allocated. ``resident``: resident memory after loading, over the same baseline (the weights). Each is
+    the median of ``repeats`` processes with their range as its interval."""
+    from .methods import get
+    spec = get(method)
     args = {"method": method, "reference": reference_spec, "device": device, "options": options or {},
-            "batch_size": batch_size, "seq_len": seq_len}
+            "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports)}
     tmp = None
     if isinstance(calibration, list):
         fd, tmp = tempfile.mkstemp(suffix=".json")
@@ -189,14 +281,23 @@ def measure_memory(method: str, reference_spec: dict, device: str = "cpu", optio
         args["calibration_file"] = tmp
     else:
         args["calibration_n"] = calibration
+    runs = []
     try:
-        proc = subprocess.run([sys.executable, "-m", "bgeq_utils.memory_worker", json.dumps(args)],
-                              capture_output=True, text=True, timeout=timeout)
+        for _ in range(max(1, repeats)):
+            proc = subprocess.run([sys.executable, "-m", "bgeq_utils.memory_worker", json.dumps(args)],
+                                  capture_output=True, text=True, timeout=timeout)
+            lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                raise RuntimeError(f"memory worker for {method} failed (exit {proc.returncode}): {' | '.join(tail)}")
+            runs.append(json.loads(lines[-1]))
     finally:
         if tmp:
             os.unlink(tmp)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"memory worker for {method} failed (exit {proc.returncode}): {' | '.join(tail)}")
-    return json.loads(lines[-1])
+    cuda = str(device).startswith("cuda")
+    peak = [r["peak_cuda_bytes"] if cuda else r["peak_over_baseline_bytes"] for r in runs]
+    resident = [r["cuda_model_bytes"] if cuda else r["resident_over_baseline_bytes"] for r in runs]
+    what = "peak CUDA memory allocated" if cuda else "peak RSS over the baseline process"
+    return {"peak": stats.spread(peak).to_dict() | {"what": f"{what}, batch {batch_size} x {seq_len} tokens"},
+            "resident": stats.spread(resident).to_dict() | {"what": "resident after loading, over the baseline"},
+            "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports), "processes": runs}

@@ -1,7 +1,8 @@
 """Run in a fresh process by bench.measure_memory: build one method, report its memory as JSON.
 
-The FP32 reference is released before anything is read, and the baseline is taken after loading and
-releasing it once, so allocator leftovers of a freed reference count for no method. The peak during inference is read after
+The baseline is a process that has imported the method's own libraries (MethodSpec.imports: OpenVINO,
+bitsandbytes, torchao ... cost memory to import, and that is not the model's memory) and has loaded and
+released the FP32 reference once, so allocator leftovers of a freed reference count for no method. The peak during inference is read after
 resetting the high-water mark (/proc/self/clear_refs), so building does not count; the resident size
 (model_rss_bytes, over the post-import baseline) is read after inference, once mapped weights are paged in.
 """
@@ -40,15 +41,24 @@ def _reset_peak() -> bool:
 
 def main(argv):
     args = json.loads(argv[1])
+    import importlib
+    import warnings
+
     import torch  # noqa: F401  (imports count in the baseline, not in the model)
-    import transformers  # noqa: F401
     from bgeq_utils import data, methods, models
-    import onnxruntime  # noqa: F401
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for mod in args.get("imports", []):
+            try:
+                importlib.import_module(mod)
+            except ImportError:
+                pass  # the build will say what is missing
     # Load and release the reference once before the baseline: what the allocator keeps of a freed
     # FP32 model (and the mapped weight file) is then counted in the baseline for every method alike.
     models.load_from_spec(args["reference"], device="cpu").model = None
     _trim()
     baseline = _status_kb("VmRSS")
+    imported = [m for m in args.get("imports", []) if m in sys.modules]
     device = args["device"]
     cal = None
     if args.get("calibration_file"):
@@ -77,9 +87,9 @@ def main(argv):
     # Weights may be memory-mapped and only paged in by the first forward pass: read the resident
     # size after inference, when every weight has been touched.
     after = _status_kb("VmRSS")
-    out = {"baseline_rss_bytes": baseline, "model_rss_bytes": after - baseline,
+    out = {"baseline_rss_bytes": baseline, "resident_over_baseline_bytes": after - baseline,
            "resident_after_build_bytes": resident, "resident_rss_bytes": after, "peak_rss_bytes": peak,
-           "inference_peak_over_baseline_bytes": peak - baseline,
+           "peak_over_baseline_bytes": peak - baseline, "imported_before_baseline": imported,
            "build_peak_rss_bytes": build_peak, "peak_reset": reset,
            "rss_anon_bytes": _status_kb("RssAnon"), "rss_file_bytes": _status_kb("RssFile"),
            "batch_size": args["batch_size"], "seq_len": args["seq_len"], "process": "fresh"}

@@ -73,7 +73,7 @@ class Reference:
     def info(self) -> dict:
         return {"id": self.model_id, "parameters": self.num_parameters, "weights": self.weights,
                 "preset": self.preset, "pooling": self.pooling, "dim": self.dim,
-                "max_seq_length": self.max_seq_length, "folder": str(self.folder)}
+                "max_seq_length": self.max_seq_length, "folder": paths.shown(self.folder)}
 
 
 def _bundled_folder() -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 PARAMS = ROOT / "params"
-CLAIMS = ROOT / "bgeq_utils" / "claims.yaml"
+CLAIMS = ROOT / "bgeq_utils" / "compare" / "claims.yaml"
 
 
 def data_dir() -> Path:
@@ -24,8 +24,16 @@ def outputs_dir() -> Path:
     return Path(os.environ.get("BGEQ_OUTPUTS", ROOT / "outputs"))
 
 
-DATA = data_dir()
-OUTPUTS = outputs_dir()
+def shown(path: str | Path) -> str:
+    """A path as shared outputs show it: relative to the repository when inside it, relative to the outputs
+    folder (``<outputs>/...``) when that was redirected elsewhere (BGEQ_OUTPUTS), else as given."""
+    p = Path(path).resolve()
+    for base, prefix in ((ROOT, ""), (outputs_dir().resolve(), "<outputs>/")):
+        try:
+            return prefix + str(p.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -1,33 +1,58 @@
-"""One method, end to end: build -> evaluate -> benchmark -> Result (never crashes the run)."""
+"""One method, end to end: build -> evaluate -> time side by side -> Result (never crashes the run).
+
+``run_method`` measures a method; ``measure_or_reuse`` returns the Result this run already holds for the
+same key (same method, options and settings) or measures it. A Result's key hashes every setting that
+changes a figure, so a notebook never reuses a figure taken under other settings and never overwrites
+another configuration's Result.
+"""
 from __future__ import annotations
 
+import dataclasses
 import gc
+import hashlib
 import time
 import traceback
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import bench, env, metrics, paths, results
+from . import bench, env, metrics, paths, results, vocab
 from . import methods as registry
 from .results import Result
+
+#: calibration texts of a method's registry default configuration
+DEFAULT_CALIBRATION = 64
 
 
 @dataclass
 class BenchConfig:
+    """What is measured and how long: the speed grid and its time budget per cell, memory and size."""
     batch_sizes: tuple = (1, 32)
     seq_lens: tuple = (128,)
+    seconds: float = 20.0          # budget per (batch, seq) cell, the method and its baselines together
+    min_repeats: int = 6           # rounds at least (6: the fewest for a 95% interval of a median)
+    max_repeats: int = 60
+    target: float = 0.03           # stop a cell early once every ratio's 95% interval is within +-3%
     warmup: int = 1
-    repeats: int = 5
-    max_seconds: float = 30.0
-    memory: bool = True            # fresh-process memory measurement
-    memory_batch: int = 32
-    memory_seq: int = 128
+    baselines: bool = True         # time beside eager PyTorch FP32 and FP32 in the method's own runtime
+    memory: bool = True            # memory in fresh processes
+    memory_repeats: int = 2
+    memory_batch: int = bench.MEMORY_BATCH
+    memory_seq: int = bench.MEMORY_SEQ
     size: bool = True
 
+    def budget(self) -> bench.Budget:
+        return bench.Budget(warmup=self.warmup, min_repeats=self.min_repeats, max_repeats=self.max_repeats,
+                            seconds=self.seconds, target=self.target)
 
+    def settings(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+# --- evaluation ---------------------------------------------------------------------------------
 def embed_evalset(encoder, evalset, query_prompt: str | None = None, batch_size: int = 32,
                   progress: bool = False) -> dict[str, np.ndarray]:
     out = {"corpus": encoder.encode(list(evalset.corpus.values()), batch_size, progress=progress)}
@@ -39,16 +64,24 @@ def embed_evalset(encoder, evalset, query_prompt: str | None = None, batch_size:
     return out
 
 
-def quality(emb: dict[str, np.ndarray], evalset) -> dict:
+def quality(emb: dict[str, np.ndarray], evalset) -> tuple[dict, dict]:
+    """(aggregate metrics, per-query values): means over judged queries, correlations over scored pairs.
+
+    The per-query values (and the pair cosines) are what paired intervals and tests resample."""
     ranked = metrics.rank(emb["queries"], emb["corpus"], list(evalset.queries), list(evalset.corpus),
                           k=100, exclude_self=evalset.exclude_self)
-    q = metrics.retrieval(ranked, evalset.qrels)
+    qids, per = metrics.retrieval_per_query(ranked, evalset.qrels)
+    q = {m: float(np.mean(v)) for m, v in per.items()} | {"queries": len(qids)}
+    per_query = {"query_ids": qids, **{m: np.round(v, 6).tolist() for m, v in per.items()}}
     if evalset.pairs:
         index = {t: i for i, t in enumerate(evalset.corpus.values())}
-        a = np.stack([emb["corpus"][index[x]] for x, _ in evalset.pairs])
-        b = np.stack([emb["corpus"][index[y]] for _, y in evalset.pairs])
-        q |= metrics.similarity(a, b, evalset.pair_scores)
-    return q
+        docs = np.array([(index[x], index[y]) for x, y in evalset.pairs])
+        cos = np.sum(emb["corpus"][docs[:, 0]] * emb["corpus"][docs[:, 1]], axis=1)
+        q |= metrics.similarity(emb["corpus"][docs[:, 0]], emb["corpus"][docs[:, 1]], evalset.pair_scores)
+        per_query |= {"pair_cosines": np.round(cos, 7).tolist(),
+                      "pair_gold": np.asarray(evalset.pair_scores, float).tolist(),
+                      "pair_docs": docs.tolist()}
+    return q, per_query
 
 
 def fidelity(emb: dict, ref_emb: dict, keep: int = 2000) -> dict:
@@ -75,8 +108,7 @@ def reference_embeddings(reference, evalset, run: str = "default", batch_size: i
             if evalset.symmetric and np.array_equal(out["corpus"], out["queries"]):
                 out["queries"] = out["corpus"]
             return out
-    from .methods import build
-    enc = build("fp32", reference, device=str(next(reference.model.parameters()).device))
+    enc = registry.build("fp32", reference, device=str(next(reference.model.parameters()).device))
     emb = embed_evalset(enc, evalset, reference.query_prompt, batch_size)
     f.parent.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(".tmp.npz")
@@ -85,9 +117,112 @@ def reference_embeddings(reference, evalset, run: str = "default", batch_size: i
     return emb
 
 
+# --- configuration: key, label, calibration -------------------------------------------------------
+def calibration_id(calibration) -> int | str | None:
+    """How a Result records its calibration texts: their number when they are the standard calibration
+    texts (data.calibration_texts(n)), else a hash of the texts."""
+    if calibration is None:
+        return None
+    if isinstance(calibration, int):
+        return calibration
+    from . import data as data_mod
+    texts = list(calibration)
+    if texts == data_mod.calibration_texts(len(texts)):
+        return len(texts)
+    return f"{len(texts)} texts sha1:{hashlib.sha1(chr(0).join(texts).encode()).hexdigest()[:8]}"
+
+
+def is_default(options: dict, calibration) -> bool:
+    """The registry default configuration: no option changed, and default calibration if any."""
+    return not options and calibration_id(calibration) in (None, DEFAULT_CALIBRATION)
+
+
+def variant_label(method: str, options: dict | None = None, calibration=None) -> str:
+    """``method`` for the default configuration, else ``method[option=value,...,n=texts]``."""
+    spec = registry.get(method)
+    opts = spec.normalize_options(options)
+    parts = [f"{k}={v}" for k, v in opts.items()]
+    cal = calibration_id(calibration)
+    if cal is not None and cal != DEFAULT_CALIBRATION:
+        parts.append(f"n={cal}")
+    return f"{method}[{','.join(parts)}]" if parts else method
+
+
+def dataset_id(evalset) -> dict | None:
+    if evalset is None:
+        return None
+    return {"name": evalset.name, "documents": len(evalset.corpus), "queries": len(evalset.queries),
+            "pairs": len(evalset.pairs)}
+
+
+def settings_of(reference, evalset, device: str, calibration, cfg: BenchConfig, with_fidelity: bool) -> dict:
+    return {"model": reference.model_id, "weights": reference.weights, "dataset": dataset_id(evalset),
+            "device": vocab.device_kind(device), "calibration": calibration_id(calibration),
+            "fidelity": with_fidelity, "bench": cfg.settings()}
+
+
+# --- baselines timed beside each method ------------------------------------------------------------
+_BASELINES: dict[tuple, object] = {}
+
+
+def baseline_encoder(name: str, reference, device: str):
+    """The FP32 baseline ``name`` for this reference and device, built once per process (None if it
+    cannot run here)."""
+    k = (name, id(reference.model), reference.model_id, device)
+    if k not in _BASELINES:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _BASELINES[k] = registry.build(name, reference, device=device)
+        except (registry.MethodUnavailable, ImportError) as e:
+            warnings.warn(f"baseline {name} cannot run here: {e}")
+            _BASELINES[k] = None
+    return _BASELINES[k]
+
+
+def release_baselines() -> None:
+    """Free the baselines kept for side-by-side timing (they hold a copy of the model each)."""
+    for enc in _BASELINES.values():
+        if enc is not None:
+            enc.close()
+    _BASELINES.clear()
+    gc.collect()
+
+
+def baselines_for(method: str, encoder, options: dict, reference, device: str) -> dict:
+    """{"eager": (name, encoder), "runtime": (name, encoder)}; a method's default configuration that is
+    itself a baseline is timed as its own baseline."""
+    out = {}
+    for role, name in (("eager", vocab.EAGER_BASELINE),
+                       ("runtime", vocab.RUNTIME_BASELINE.get(getattr(encoder, "runtime", "torch"),
+                                                              vocab.EAGER_BASELINE))):
+        if name == method and not options:
+            out[role] = (name, encoder)
+        else:
+            out[role] = (name, baseline_encoder(name, reference, device))
+    return out
+
+
+# --- one method ---------------------------------------------------------------------------------
 def _compute_precision(encoder, spec) -> str:
     return getattr(encoder, "compute_precision", None) or {
         "int4": "fp32", "nf4": "fp32", "fp4": "fp32"}.get(spec.precision, spec.precision)
+
+
+def new_result(method: str, reference, evalset=None, *, run: str = "default", device: str = "cpu",
+               calibration=None, options: dict | None = None, label: str | None = None,
+               bench_config: BenchConfig | None = None, with_fidelity: bool = True) -> Result:
+    """The Result record a measurement will fill: identity, key and settings, nothing measured yet."""
+    spec = registry.get(method)             # unknown names fail loudly: that is a typo, not a skip
+    paths.check_run_name(run)
+    opts = spec.normalize_options(options)  # unknown options fail before any work
+    cfg = bench_config or BenchConfig()
+    settings = settings_of(reference, evalset, device, calibration, cfg, with_fidelity)
+    return Result(run=run, method=method, label=label or variant_label(method, opts, calibration),
+                  precision=spec.precision, library=spec.library, runtime=spec.runtime,
+                  key=results.make_key(method, opts, settings), is_default=is_default(opts, calibration),
+                  model=reference.info(), dataset=evalset.summary() if evalset is not None else None,
+                  device=env.describe(device), packages=env.package_versions(), options=opts, settings=settings)
 
 
 def run_method(method: str, reference, evalset=None, *, run: str = "default", device: str = "cpu",
@@ -95,36 +230,35 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
                label: str | None = None, bench_config: BenchConfig | None = None,
                reference_emb: dict | None = None, save: bool = True, progress: bool = True,
                keep_encoder: bool = False):
-    """Build, evaluate, benchmark and save one method. Returns the Result (and the encoder if asked).
+    """Build, evaluate, time (beside its baselines), size and save one method. Returns the Result (and the
+    encoder if asked).
 
-    A method that cannot run here is recorded as ``skipped`` with the reason; one that breaks is
-    recorded as ``failed`` with the error; neither stops the caller.
-    """
+    A method that cannot run here is recorded as ``skipped`` with the reason; one that breaks is recorded as
+    ``failed`` with the error; neither stops the caller. Unknown methods and options are errors."""
     from . import data as data_mod
 
-    spec = registry.get(method)          # unknown names fail loudly: that is a typo, not a skip
-    device = env.resolve_device(device) if device == "auto" else device
-    options = dict(options or {})
+    spec = registry.get(method)
+    device = env.check_device(device)
     cfg = bench_config or BenchConfig()
-    res = Result(run=run, method=method, label=label or method, precision=spec.precision, library=spec.library,
-                 model=reference.info(), dataset=evalset.summary() if evalset is not None else None,
-                 device=env.describe(device), packages=env.package_versions(), options=dict(options))
+    res = new_result(method, reference, evalset, run=run, device=device, calibration=calibration,
+                     options=options, label=label, bench_config=cfg, with_fidelity=reference_emb is not None)
     if calibration is not None:
-        res.options["calibration"] = calibration if isinstance(calibration, int) else f"{len(calibration)} texts"
+        res.settings["calibration_texts"] = calibration if isinstance(calibration, int) else len(calibration)
     cal_texts = data_mod.calibration_texts(calibration) if isinstance(calibration, int) else calibration
     encoder = None
     try:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            encoder = registry.build(method, reference, device=device, calibration=cal_texts, **options)
+            encoder = registry.build(method, reference, device=device, calibration=cal_texts, **res.options)
         res.timings["build_s"] = time.perf_counter() - t0
+        res.runtime = getattr(encoder, "runtime", spec.runtime)
         res.extra.update(getattr(encoder, "info", {}) or {})
         if evalset is not None:
             t0 = time.perf_counter()
             emb = embed_evalset(encoder, evalset, reference.query_prompt, progress=progress)
             if reference.has_quality:
-                res.quality = quality(emb, evalset)
+                res.quality, res.per_query = quality(emb, evalset)
             else:
                 res.notes.append("random weights: quality is not applicable")
             if reference_emb is not None:
@@ -137,8 +271,9 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
             except NotImplementedError:
                 pass
         t0 = time.perf_counter()
-        rows = bench.speed_grid(encoder, cfg.batch_sizes, cfg.seq_lens, warmup=cfg.warmup, repeats=cfg.repeats,
-                                max_seconds=cfg.max_seconds, config=reference.model.config, progress=progress)
+        base = baselines_for(method, encoder, res.options, reference, device) if cfg.baselines else {}
+        rows = bench.speed_grid(encoder, base, cfg.batch_sizes, cfg.seq_lens, budget=cfg.budget(),
+                                config=reference.model.config, progress=progress)
         res.ceiling = bench.gemm_ceiling(_compute_precision(encoder, spec), device)
         res.speed = bench.add_ceiling_share(rows, res.ceiling)
         res.timings["bench_s"] = time.perf_counter() - t0
@@ -147,8 +282,8 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
                 encoder.close()
                 encoder = None
                 gc.collect()
-            res.memory = bench.measure_memory(method, reference.spec(), device, options, calibration,
-                                              cfg.memory_batch, cfg.memory_seq)
+            res.memory = bench.measure_memory(method, reference.spec(), device, res.options, calibration,
+                                              cfg.memory_batch, cfg.memory_seq, repeats=cfg.memory_repeats)
     except registry.MethodUnavailable as e:
         res.status, res.reason = "skipped", str(e)
     except Exception as e:  # recorded, not raised: one broken method must not end a run
@@ -164,13 +299,124 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
     return res
 
 
+def measure_or_reuse(method: str, reference, evalset=None, *, run: str = "default", device: str = "cpu",
+                     calibration=None, options: dict | None = None, label: str | None = None,
+                     bench_config: BenchConfig | None = None, reference_emb: dict | None = None,
+                     progress: bool = True, verbose: bool = True) -> Result:
+    """The Result this run already holds for exactly this configuration (same key: method, options,
+    calibration, model, data, device, grid and budgets) with status ok, else a new measurement."""
+    device = env.check_device(device)
+    probe = new_result(method, reference, evalset, run=run, device=device, calibration=calibration,
+                       options=options, label=label, bench_config=bench_config,
+                       with_fidelity=reference_emb is not None)
+    old = results.find(run, probe.key, probe.device_kind)
+    if old is not None and old.status == "ok":
+        if verbose:
+            print(f"{old.label} on {old.device_kind}: reusing Result {old.key} of run {run!r} ({old.created})")
+        return old
+    return run_method(method, reference, evalset, run=run, device=device, calibration=calibration,
+                      options=options, label=label, bench_config=bench_config, reference_emb=reference_emb,
+                      progress=progress)
+
+
 def skipped(method: str, reference, reason: str, *, run: str = "default", device: str = "cpu",
-            label: str | None = None, save: bool = True) -> Result:
+            options: dict | None = None, label: str | None = None, save: bool = True) -> Result:
     """Record a method that was not attempted here (e.g. the CUDA half of a notebook on a CPU box)."""
-    spec = registry.get(method)
-    res = Result(run=run, method=method, label=label or method, precision=spec.precision, library=spec.library,
-                 status="skipped", reason=reason, model=reference.info(), device=env.describe(device),
-                 packages=env.package_versions())
+    res = new_result(method, reference, None, run=run, device=device, options=options, label=label)
+    res.status, res.reason = "skipped", reason
     if save:
         results.save(res)
     return res
+
+
+# --- what a method notebook measures against --------------------------------------------------------
+@dataclass
+class Study:
+    """The FP32 reference, the evaluation data, its saved FP32 embeddings, the bench configuration and the
+    run: everything a method notebook measures against, so that its cells are calls."""
+    reference: object
+    evalset: object
+    reference_emb: dict | None
+    config: BenchConfig
+    device: str
+    run: str
+
+    def measure(self, method: str, options: dict | None = None, calibration=None, device: str | None = None,
+                config: BenchConfig | None = None, label: str | None = None, reuse: bool = True) -> Result:
+        """A method's Result in this run: reused when this exact configuration was measured before."""
+        f = measure_or_reuse if reuse else run_method
+        kw = {} if reuse else {"progress": True}
+        return f(method, self.reference, self.evalset, run=self.run, device=device or self.device,
+                 calibration=calibration, options=options, label=label, bench_config=config or self.config,
+                 reference_emb=self.reference_emb, **kw)
+
+
+def study(model: str = "default", weights: str = "pretrained", dataset: str = "lee", device: str = "auto",
+          run: str = "default", max_docs: int | None = None, max_queries: int | None = None,
+          config: BenchConfig | None = None, output_dir: str = "") -> Study:
+    """Load the reference and the data, and the FP32 embeddings of the data (saved once per run)."""
+    import os
+    from . import data as data_mod, models
+    if output_dir:
+        os.environ["BGEQ_OUTPUTS"] = output_dir
+    paths.check_run_name(run)
+    device = env.check_device(device)
+    reference = models.load_reference(model, weights=weights, device="cpu")
+    evalset = data_mod.load_evalset(dataset, max_docs=max_docs, max_queries=max_queries)
+    return Study(reference, evalset, reference_embeddings(reference, evalset, run=run), config or BenchConfig(),
+                 device, run)
+
+
+def side_by_side(study: Study, configurations: list, device: str | None = None,
+                 batch_sizes=None, seq_lens=None, budget: bench.Budget | None = None):
+    """Speed of several configurations timed in one window (A B C, B C A, ...), as speed-ups over the
+    first: ``configurations`` is a list of method names or (method, options) pairs. Use it for a claim that
+    compares two methods directly (e.g. LLM.int8() against FP16): each method's own Result holds its
+    speed-ups over FP32, timed beside FP32; this times the two against each other.
+
+    Returns a table: batch, length, configuration, tokens/s with its interval, speed-up over the first with
+    its interval (median of per-round ratios). A configuration that cannot run here is left out, with why."""
+    import pandas as pd
+    from . import data as data_mod, uncertainty
+
+    device = env.check_device(device or study.device)
+    cfg = study.config
+    budget = budget or cfg.budget()
+    encoders, skipped = {}, []
+    for item in configurations:
+        method, options = (item, {}) if isinstance(item, str) else item
+        label = variant_label(method, options)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                encoders[label] = registry.build(method, study.reference, device=device, **(options or {}))
+        except registry.MethodUnavailable as e:
+            skipped.append(f"{label}: {e}")
+    rows = []
+    try:
+        if len(encoders) >= 2:
+            first = next(iter(encoders))
+            texts = data_mod.benchmark_texts(64)
+            for L in (seq_lens or cfg.seq_lens):
+                for b in (batch_sizes or cfg.batch_sizes):
+                    enc0 = encoders[first]
+                    L_eff = min(L, enc0.max_seq_length)
+                    feats = bench._inputs(enc0, b, L_eff, texts)
+                    calls = {k: (lambda e: (lambda: e.embed_features(feats)))(e) for k, e in encoders.items()}
+                    times = bench.interleaved(calls, budget)
+                    for k in encoders:
+                        t = uncertainty.median(times[k])
+                        ratio = uncertainty.paired_ratio(times[first], times[k])
+                        rows.append({"batch": b, "seq": L_eff, "configuration": k,
+                                     "tok/s": uncertainty.Estimate(b * L_eff / t.value,
+                                                                   b * L_eff / t.high if t.has_interval else None,
+                                                                   b * L_eff / t.low if t.has_interval else None).fmt(0),
+                                     f"x {first}": ratio.fmt(2) if k != first else "1.00",
+                                     "repeats": len(times[k])})
+    finally:
+        for e in encoders.values():
+            e.close()
+    df = pd.DataFrame(rows)
+    df.attrs["skipped"] = skipped
+    df.attrs["device"] = device
+    return df

@@ -34,7 +34,8 @@ def reference_emb(reference, lee):
 def tiny_bench():
     """A speed/memory config small enough for tests (correctness only, figures are not asserted)."""
     from bgeq_utils.pipeline import BenchConfig
-    return BenchConfig(batch_sizes=(2,), seq_lens=(16,), warmup=0, repeats=1, max_seconds=2, memory=False)
+    return BenchConfig(batch_sizes=(2,), seq_lens=(16,), warmup=0, min_repeats=2, max_repeats=2, seconds=2,
+                       memory=False, baselines=False)
 
 
 @pytest.fixture(scope="session")

@@ -21,15 +21,52 @@ def test_share_is_capped_and_flagged():
     assert rows[1]["share_of_ceiling"] == 1.0 and rows[1]["share_capped"]
 
 
-def test_speed_grid_uses_exact_sequence_length(reference):
+def test_interleaved_alternates_and_pairs_rounds():
+    order = []
+    calls = {n: (lambda n=n: order.append(n)) for n in "ABC"}
+    times = bench.interleaved(calls, bench.Budget(warmup=0, min_repeats=6, max_repeats=6, seconds=60))
+    assert all(len(t) == 6 for t in times.values())
+    rounds = [order[i:i + 3] for i in range(0, 18, 3)]
+    assert rounds[:3] == [list("ABC"), list("BCA"), list("CAB")]      # each takes each position in turn
+
+
+def test_interleaved_stops_on_budget_after_the_minimum():
+    import time
+    times = bench.interleaved({"slow": lambda: time.sleep(0.02)},
+                              bench.Budget(warmup=0, min_repeats=6, max_repeats=1000, seconds=0.05, target=0))
+    assert 6 <= len(times["slow"]) < 20
+
+
+def test_speed_grid_times_each_method_beside_its_baselines(reference):
     enc = methods.build("fp32", reference)
-    rows = bench.speed_grid(enc, batch_sizes=(2,), seq_lens=(24,), warmup=0, repeats=1, progress=False,
-                            config=reference.model.config)
+    other = methods.build("fp16", reference)
+    rows = bench.speed_grid(other, {"eager": ("fp32", enc), "runtime": ("fp32", enc)}, batch_sizes=(2,),
+                            seq_lens=(24,), budget=bench.Budget(warmup=0, min_repeats=6, max_repeats=6, seconds=1),
+                            progress=False, config=reference.model.config)
     r = rows[0]
     assert r["seq_len"] == 24 and r["tokens_per_s"] == pytest.approx(r["sentences_per_s"] * 24)
+    assert r["repeats"] == 6 and r["window"] == ["fp32", "method"]
+    assert r["vs_eager"]["baseline"] == "fp32" and r["vs_eager"]["low"] <= r["vs_eager"]["value"] <= r["vs_eager"]["high"]
+    assert r["vs_runtime"]["value"] == r["vs_eager"]["value"]     # one baseline, timed once per round
+    own = bench.speed_grid(enc, {"eager": ("fp32", enc)}, batch_sizes=(2,), seq_lens=(24,),
+                           budget=bench.Budget(warmup=0, min_repeats=6, max_repeats=6), progress=False)[0]
+    assert own["vs_eager"]["value"] == 1.0 and own["window"] == ["method"]
     assert enc.tokenize(["a b"], max_length=24, pad_to_max=True)["input_ids"].shape == (1, 24)
 
 
 def test_memory_worker_reports_an_error_for_unknown_method(reference):
-    with pytest.raises(RuntimeError, match="memory worker for nope failed"):
+    with pytest.raises(KeyError):
         bench.measure_memory("nope", reference.spec(), batch_size=2, seq_len=8)
+
+
+def test_memory_baseline_imports_the_methods_libraries(reference):
+    """The baseline process imports what the method imports, so library import costs are not model memory."""
+    spec = methods.get("int8-dynamic-onnx")
+    assert {"onnxruntime", "onnxruntime.quantization"} <= set(spec.imports)
+    assert {"openvino", "nncf"} <= set(methods.get("int8-static-openvino").imports)
+    assert "bitsandbytes" in methods.get("int8-bnb").imports
+    mem = bench.measure_memory("int8-dynamic-onnx", reference.spec(), batch_size=2, seq_len=8, repeats=1)
+    proc = mem["processes"][0]
+    assert set(spec.imports) <= set(proc["imported_before_baseline"])
+    assert mem["peak"]["value"] == proc["peak_over_baseline_bytes"] > 0
+    assert mem["resident"]["value"] == proc["resident_over_baseline_bytes"] > 0

@@ -74,17 +74,62 @@ def test_broken_method_is_recorded_as_failed(reference, tiny_bench):
 
 
 def test_full_fp32_result_on_lee(reference, lee, reference_emb):
-    cfg = pipeline.BenchConfig(batch_sizes=(1, 4), seq_lens=(32,), repeats=2, max_seconds=5, memory=True,
-                               memory_batch=4, memory_seq=32)
+    cfg = pipeline.BenchConfig(batch_sizes=(1, 4), seq_lens=(32,), min_repeats=6, max_repeats=6, seconds=5,
+                               memory=True, memory_repeats=2, memory_batch=4, memory_seq=32)
     res = pipeline.run_method("fp32", reference, lee, run="pytest-lee", reference_emb=reference_emb,
                               bench_config=cfg, progress=False)
     assert res.status == "ok", res.reason
     assert res.fidelity["cos_mean"] > 0.99999 and res.fidelity["top10_overlap"] == 1.0
+    assert set(res.fidelity["intervals"]) >= {"cos_mean", "l2_mean", "top10_overlap", "sim_pearson"}
     assert set(metrics.QUALITY_KEYS) <= set(res.quality)
     assert 0.4 < res.quality["ndcg@10"] < 1 and 0.3 < res.quality["spearman"] < 1
+    pq = res.per_query                      # what paired intervals resample
+    assert len(pq["query_ids"]) == res.quality["queries"] == len(pq["ndcg@10"])
+    assert np.mean(pq["ndcg@10"]) == pytest.approx(res.quality["ndcg@10"], abs=1e-6)
+    assert len(pq["pair_cosines"]) == len(pq["pair_gold"]) == len(pq["pair_docs"]) == 1225
     assert 85e6 < res.size["disk_bytes"] < 100e6 and res.size["param_bytes"] == pytest.approx(4 * 22_713_216, rel=0.01)
     assert [(r["batch_size"], r["seq_len"]) for r in res.speed] == [(1, 32), (4, 32)]
-    assert all(r["tokens_per_s"] > 0 and 0 < r["share_of_ceiling"] <= 1 for r in res.speed)
+    for r in res.speed:
+        assert r["tokens_per_s_low"] <= r["tokens_per_s"] <= r["tokens_per_s_high"] and 0 < r["share_of_ceiling"] <= 1
+        assert r["vs_eager"]["value"] == 1.0 and r["vs_runtime"]["baseline"] == "fp32"   # FP32 is its own baseline
     m = res.memory
-    assert m["process"] == "fresh" and m["model_rss_bytes"] > 80e6 and m["peak_rss_bytes"] >= m["resident_rss_bytes"]
-    assert res.device["cpu_model"] and res.packages["torch"]
+    assert m["peak"]["n"] == 2 and m["peak"]["low"] <= m["peak"]["value"] <= m["peak"]["high"]
+    assert 40e6 < m["resident"]["value"] < 200e6 and m["batch_size"] == 4    # weights 91 MB; allocator reuse
+    assert res.device["cpu_model"] and res.packages["torch"] and res.key.startswith("fp32-") and res.is_default
+
+
+def test_each_method_is_timed_beside_eager_fp32_and_its_own_runtime(reference, lee_small, reference_emb):
+    cfg = pipeline.BenchConfig(batch_sizes=(4,), seq_lens=(16,), min_repeats=6, max_repeats=6, seconds=5,
+                               memory=False)
+    res = pipeline.run_method("int8-dynamic-onnx", reference, lee_small, run="pytest-rt", bench_config=cfg,
+                              progress=False)
+    assert res.status == "ok", res.reason
+    row = res.speed[0]
+    assert row["vs_eager"]["baseline"] == "fp32" and row["vs_runtime"]["baseline"] == "fp32-onnx"
+    assert row["window"] == ["fp32", "fp32-onnx", "method"] and res.runtime == "onnxruntime"
+    for role in ("vs_eager", "vs_runtime"):
+        assert row[role]["low"] <= row[role]["value"] <= row[role]["high"] and row[role]["n"] == 6
+
+
+def test_a_rerun_with_other_options_does_not_overwrite_the_first(reference, lee_small, tiny_bench):
+    a = pipeline.measure_or_reuse("int8-dynamic-onnx", reference, lee_small, run="pytest-keys", bench_config=tiny_bench,
+                                  progress=False)
+    b = pipeline.measure_or_reuse("int8-dynamic-onnx", reference, lee_small, run="pytest-keys", bench_config=tiny_bench,
+                                  options={"weight_type": "QUInt8"}, progress=False)
+    assert a.key != b.key and a.is_default and not b.is_default
+    assert b.label == "int8-dynamic-onnx[weight_type=QUInt8]"
+    keys = {r.key for r in results.load_run("pytest-keys")}
+    assert {a.key, b.key} <= keys
+    again = pipeline.measure_or_reuse("int8-dynamic-onnx", reference, lee_small, run="pytest-keys",
+                                      bench_config=tiny_bench, options={"weight_type": "QInt8"})  # the default, spelled out
+    assert again.key == a.key and again.created == a.created                                  # reused, not re-measured
+    other_grid = pipeline.measure_or_reuse("int8-dynamic-onnx", reference, lee_small, run="pytest-keys",
+                                           bench_config=pipeline.BenchConfig(batch_sizes=(3,), seq_lens=(16,),
+                                                                             min_repeats=2, max_repeats=2, memory=False,
+                                                                             baselines=False), progress=False)
+    assert other_grid.key != a.key                                                            # a setting changed
+
+
+def test_unknown_options_are_errors_before_any_work(reference):
+    with pytest.raises(methods.UnknownOptionError, match="bogus.*threshold"):
+        pipeline.run_method("int8-bnb", reference, options={"bogus": 1})

@@ -3,8 +3,6 @@ import nbformat
 import pytest
 
 from bgeq_utils import paths, runner
-from bgeq_utils.benchmark import ratios
-from bgeq_utils.results import Result
 
 
 def _tiny_notebook(folder):
@@ -35,14 +33,3 @@ def test_runner_executes_and_renders(tmp_path, monkeypatch, capsys):
 def test_unknown_profile_lists_known(monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"no parameter profile 'nope'; known profiles: .*default"):
         runner.load_profile("nope")
-
-
-def test_bench_ratios_against_st_and_best_fp32():
-    def r(method, precision, tps):
-        lib = "sentence-transformers" if method == "fp32-st" else "x"
-        return Result(run="b", method=method, precision=precision, library=lib, device={"kind": "cpu"},
-                      speed=[{"batch_size": 32, "seq_len": 128, "tokens_per_s": tps, "share_of_ceiling": 0.5},
-                             {"batch_size": 1, "seq_len": 128, "tokens_per_s": tps / 2, "latency_ms_p50": 1.0}])
-    df = ratios([r("fp32-st", "fp32", 100.0), r("fp32-onnx", "fp32", 200.0), r("int8-x", "int8", 600.0)], 32, 128)
-    row = df.set_index("method").loc["int8-x"]
-    assert row["x ST fp32"] == pytest.approx(6.0) and row["x best fp32"] == pytest.approx(3.0)
