@@ -1,7 +1,13 @@
-"""One consistent figure style, and saving figures under outputs/<run>/figures."""
+"""One consistent figure style; figures of the measured table, each with its 95% intervals.
+
+Every figure reads :class:`~bgeq_utils.compare.measured.Measured` (or Result records) and never a method by
+name; each carries the environment it was measured in.
+"""
 from __future__ import annotations
 
-from . import paths
+import numpy as np
+
+from . import paths, vocab
 
 PALETTE = "colorblind"
 
@@ -19,139 +25,182 @@ def caption(ax, env_label: str):
 def savefig(fig, run: str, name: str):
     path = paths.figures_dir(run) / f"{name}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    path.chmod(0o644)
     return path
 
 
-def speed_bars(results, env_label: str = "", ax=None):
-    """Tokens/s per method for each (batch, seq) cell of the grid."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-    from .tables import speed_long
-    df = speed_long([r for r in results if r.status == "ok"])
-    if df.empty:
-        return None
-    df["shape"] = "b" + df["batch_size"].astype(str) + " x L" + df["seq_len"].astype(str)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.5))
-    sns.barplot(df, x="shape", y="tokens_per_s", hue="method", ax=ax)
-    ax.set_xlabel("batch size x sequence length")
-    ax.set_ylabel("tokens / s (median)")
-    if env_label:
-        caption(ax, env_label)
-    return ax
-
-
-# --- comparison figures (read compare.table() rows and Result records; never a method by name) -------
-def _env_caption(ax, labels):
+def env_caption(ax, labels):
     """Leave room at the bottom, then write the environment there (below the x label, never on it)."""
-    labels = [l for l in dict.fromkeys(labels) if l]
+    labels = [lab for lab in dict.fromkeys(labels) if lab]
     ax.figure.tight_layout(rect=(0, 0.06 if labels else 0, 1, 1))
     if labels:
         caption(ax, " | ".join(labels))
 
 
 def precision_palette(precisions) -> dict:
-    """One colour per precision, the same in every comparison figure (known precisions keep their slot)."""
+    """One colour per precision, the same in every figure (known precisions keep their slot)."""
     import seaborn as sns
-    from .compare import PRECISION_ORDER
     colors = sns.color_palette(PALETTE, 10)
-    extra = sorted(p for p in set(precisions) if p not in PRECISION_ORDER)
-    order = list(PRECISION_ORDER) + extra
+    order = list(vocab.PRECISIONS) + sorted(p for p in set(precisions) if p not in vocab.PRECISIONS)
     return {p: colors[order.index(p) % len(colors)] for p in set(precisions)}
 
 
-def _group_labels(df):
-    """'run · device' per row, to tell groups apart when a table holds several runs."""
-    return df["run"].astype(str) + " · " + df["device"].astype(str)
+def log_ratio_axis(ax, axis: str = "x"):
+    """A log axis of ratios with plain labels (0.5x, 1x, 2x ...), never overlapping scientific notation."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    a.set_minor_formatter(NullFormatter())
 
 
-def quality_vs_speed(table, device: str = "cpu", env_label: str = "", ax=None, annotate: bool = True):
-    """Quality (% of FP32; mean cosine x 100 where no quality was measured) against speed ratio to FP32 on
-    ``device``, with each run's Pareto frontier (no other method both faster and better) drawn and ringed."""
+def _err(df, col):
+    """Asymmetric error bars (2 x n) from a column's _lo/_hi (zero where there is no interval)."""
+    v = df[col].astype(float).to_numpy()
+    lo = df.get(f"{col}_lo")
+    hi = df.get(f"{col}_hi")
+    lo = v if lo is None else lo.astype(float).fillna(df[col]).to_numpy()
+    hi = v if hi is None else hi.astype(float).fillna(df[col]).to_numpy()
+    return np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
+
+
+def speed_ratios(m, labels=None, env_label: str = "", ax=None):
+    """Both speed-ups of each method, timed side by side with its baselines: over eager PyTorch FP32 and
+    over FP32 in its own runtime, with 95% intervals; log scale, 1x marked."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
-    from .compare import pareto_mask
-    xcol = "gpu x fp32" if device == "cuda" else "cpu x fp32"
-    if table is None or table.empty or xcol not in table:
+    t = m.table
+    if t.empty or "speed_vs_eager" not in t:
         return None
-    df = table[table[xcol].notna()].copy()
-    ycol, ylabel = None, None
-    if "quality %" in df and df["quality %"].notna().any():
-        ycol, ylabel = "quality %", "quality, mean % of FP32"
-    elif "cos mean" in df and df["cos mean"].notna().any():
-        df["cos x100"] = 100 * df["cos mean"]
-        ycol, ylabel = "cos x100", "mean cosine to FP32 x 100 (no quality measured)"
-    if ycol is None:
+    t = t[(t["status"] == "ok") & t["speed_vs_eager"].notna()]
+    if labels is not None:
+        t = t[t["label"].isin(list(labels))]
+    if t.empty:
         return None
-    left_out = int(df[ycol].isna().sum())
-    df = df[df[ycol].notna()]
-    if df.empty:
-        return None
-    df["group"] = _group_labels(df)
+    t = t.reset_index(drop=True)
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 4.5))
-    sns.scatterplot(df, x=xcol, y=ycol, hue="precision", style="group", s=70, ax=ax,
-                    palette=precision_palette(df["precision"]))
-    for g, sub in df.groupby("group", sort=False):
-        mask = pareto_mask(sub[xcol], sub[ycol])
-        front = sub[mask].sort_values(xcol)
-        ax.plot(front[xcol], front[ycol], color="0.3", lw=1, ls="--", zorder=0)
-        ax.scatter(front[xcol], front[ycol], s=180, facecolors="none", edgecolors="0.2", lw=1,
-                   label="Pareto frontier" if g == df["group"].iloc[0] else None)
-    if annotate:
-        for _, r in df.iterrows():
-            ax.annotate(str(r["method"]), (r[xcol], r[ycol]), fontsize=7, xytext=(4, 3),
-                        textcoords="offset points")
-    ax.axvline(1.0, color="0.6", lw=0.8)
-    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-    ax.set_xlabel(f"{'GPU' if device == 'cuda' else 'CPU'} speed, x FP32 (same run and device)")
-    ax.set_ylabel(ylabel)
-    ax.set_title("Quality against speed (ringed: Pareto frontier)" +
-                 (f"\n{left_out} result(s) without quality not shown" if left_out else ""), fontsize=11)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    _env_caption(ax, [env_label])
+        _, ax = plt.subplots(figsize=(7.5, 0.42 * len(t) + 1.6))
+    y = np.arange(len(t))
+    ax.errorbar(t["speed_vs_eager"], y - 0.12, xerr=_err(t, "speed_vs_eager"), fmt="o", capsize=3,
+                label="x eager PyTorch FP32")
+    if "speed_vs_runtime" in t:
+        ax.errorbar(t["speed_vs_runtime"], y + 0.12, xerr=_err(t, "speed_vs_runtime"), fmt="s", capsize=3,
+                    label="x FP32 in the same runtime")
+    ax.axvline(1.0, color="0.5", lw=0.8)
+    log_ratio_axis(ax)
+    ax.set_yticks(y, t["label"] + " (" + t["device"] + ")")
+    ax.invert_yaxis()
+    ax.set_xlabel(f"speed-up at batch {m.batch_size} x {m.seq_len} tokens (log; 95% intervals)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    env_caption(ax, [env_label])
     return ax
 
 
-def size_memory_bars(table, env_label: str = ""):
-    """Size on disk and inference memory per method, one row of panels per run and device."""
+def quality_vs_speed(m, group: str, env_label: str = "", ax=None):
+    """Quality loss (headline, % of FP32; 1 - mean cosine to FP32 where the group has no quality) against
+    the speed-up over eager FP32 (log), both with 95% intervals. Labelled: each method's default
+    configuration on the Pareto frontier (no other method both faster and better); others unlabelled."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
-    if table is None or table.empty:
+    from .compare.measured import default_rows
+    t = m.table
+    if t.empty:
         return None
-    cols = [c for c in ("size MB", "memory MB") if c in table and table[c].notna().any()]
-    if not cols:
+    t = t[(t["group"] == group) & (t["status"] == "ok")]
+    if t.empty or "speed_vs_eager" not in t or not t["speed_vs_eager"].notna().any():
         return None
-    df = table[table["status"] == "ok"].copy()
-    df["group"] = _group_labels(df)
-    groups = [g for g in dict.fromkeys(df["group"]) if df.loc[df["group"] == g, cols].notna().any().any()]
-    if not groups:
+    if "quality_loss_pct" in t and t["quality_loss_pct"].notna().any():
+        ycol, ylabel = "quality_loss_pct", "headline quality loss, % of FP32 (95% CI)"
+        t = t[t["quality_loss_pct"].notna() & t["speed_vs_eager"].notna()].copy()
+    else:
+        t = t[t["cos_mean"].notna() & t["speed_vs_eager"].notna()].copy()
+        t["one_minus_cos"] = 1 - t["cos_mean"]
+        t["one_minus_cos_lo"] = 1 - t["cos_mean_hi"]
+        t["one_minus_cos_hi"] = 1 - t["cos_mean_lo"]
+        ycol, ylabel = "one_minus_cos", "1 - mean cosine to FP32 (no quality in this group; 95% CI)"
+    if t.empty:
         return None
-    n = max(df.loc[df["group"] == g].shape[0] for g in groups)
-    fig, axes = plt.subplots(len(groups), len(cols), figsize=(5 * len(cols), 0.35 * n * len(groups) + 1.6),
+    defaults = set(default_rows(m)["uid"])
+    pal = precision_palette(t["precision"])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 5))
+    for p, sub in t.groupby("precision", sort=False):
+        d = sub[sub["uid"].isin(defaults)]
+        v = sub[~sub["uid"].isin(defaults)]
+        if not d.empty:
+            ax.errorbar(d["speed_vs_eager"], d[ycol], xerr=_err(d, "speed_vs_eager"), yerr=_err(d, ycol),
+                        fmt="o", ms=7, capsize=2, color=pal[p], label=p)
+        if not v.empty:
+            ax.scatter(v["speed_vs_eager"], v[ycol], s=14, color=pal[p], alpha=0.45, marker=".",
+                       label=f"{p} (variants)")
+    x, y = t["speed_vs_eager"].to_numpy(float), -t[ycol].to_numpy(float)
+    front = pareto_mask(x, y)
+    ft = t[front].sort_values("speed_vs_eager")
+    ax.plot(ft["speed_vs_eager"], ft[ycol], color="0.3", lw=1, ls="--", zorder=0, label="Pareto frontier")
+    placed = []
+    for _, r in ft.iterrows():
+        if r["uid"] not in defaults and len(ft) > 8:
+            continue
+        dy = 10 + 12 * sum(abs(np.log(r["speed_vs_eager"] / px)) < 0.15 for px in placed)
+        placed.append(r["speed_vs_eager"])
+        ax.annotate(r["label"], (r["speed_vs_eager"], r[ycol]), fontsize=7, xytext=(4, dy),
+                    textcoords="offset points", arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
+    log_ratio_axis(ax)
+    ax.axvline(1.0, color="0.6", lw=0.8)
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xlabel(f"speed-up over eager PyTorch FP32 at batch {m.batch_size} x {m.seq_len} (log; 95% CI)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"Quality loss against speed: {group}\nlabelled: the Pareto frontier (lower loss, faster)",
+                 fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    env_caption(ax, [env_label])
+    return ax
+
+
+def pareto_mask(x, y) -> np.ndarray:
+    """True for points no other point beats on both x and y (higher is better on both)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    mask = np.zeros(len(x), bool)
+    for i in np.flatnonzero(ok):
+        dominated = ok & (x >= x[i]) & (y >= y[i]) & ((x > x[i]) | (y > y[i]))
+        mask[i] = not dominated.any()
+    return mask
+
+
+def size_memory_bars(m, env_label: str = ""):
+    """Size on disk and inference memory (with its range over fresh processes) of each method's default
+    configuration, one row of panels per group."""
+    import matplotlib.pyplot as plt
+    from .compare.measured import default_rows
+    t = default_rows(m, ok_only=True)
+    cols = [c for c in ("disk_mb", "memory_mb") if c in t and t[c].notna().any()]
+    if t.empty or not cols:
+        return None
+    groups = list(dict.fromkeys(t["group"]))
+    n = max(len(t[t["group"] == g]) for g in groups)
+    fig, axes = plt.subplots(len(groups), len(cols), figsize=(5.2 * len(cols), 0.33 * n * len(groups) + 1.8),
                              squeeze=False)
-    from .compare import precision_rank
-    order = sorted(dict.fromkeys(df["precision"]), key=precision_rank)
+    pal = precision_palette(t["precision"])
+    names = {"disk_mb": "size on disk, MB", "memory_mb": "inference memory, MB (range over processes)"}
     for i, g in enumerate(groups):
-        sub = df[df["group"] == g]
+        sub = t[t["group"] == g].reset_index(drop=True)
         for j, c in enumerate(cols):
             ax = axes[i][j]
-            s = sub[sub[c].notna()]
+            s = sub[sub[c].notna()].reset_index(drop=True)
             if s.empty:
                 ax.set_axis_off()
-                ax.set_title(f"{c}: not measured ({g})", fontsize=9)
+                ax.set_title(f"{names[c]}: not measured", fontsize=8)
                 continue
-            sns.barplot(s, x=c, y="method", hue="precision", hue_order=order, dodge=False, ax=ax,
-                        palette=precision_palette(order))
-            ax.set_title(f"{c} ({g})", fontsize=9)
-            ax.set_ylabel("")
-            if ax.get_legend() is not None:
-                ax.get_legend().remove()
+            ax.barh(np.arange(len(s)), s[c], xerr=_err(s, c) if c == "memory_mb" else None,
+                    color=[pal[p] for p in s["precision"]], capsize=2)
+            ax.set_yticks(np.arange(len(s)), s["label"], fontsize=8)
+            ax.invert_yaxis()
+            ax.set_title(f"{names[c]}\n{g}", fontsize=8)
     from matplotlib.patches import Patch
-    pal = precision_palette(order)
+    order = sorted(pal, key=vocab.precision_rank)
     fig.legend(handles=[Patch(color=pal[p], label=p) for p in order], title="precision", fontsize=8,
                loc="upper left", bbox_to_anchor=(1.0, 0.98))
-    _env_caption(axes[0][0], [env_label])
+    env_caption(axes[0][0], [env_label])
     return fig
 
 
@@ -161,7 +210,6 @@ def fidelity_distributions(results, env_label: str = "", ax=None, floor: float =
     import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
-    from .compare import precision_of
     rows = []
     for r in results:
         cos = (r.fidelity or {}).get("cosines")
@@ -169,7 +217,7 @@ def fidelity_distributions(results, env_label: str = "", ax=None, floor: float =
             continue
         name = f"{r.label} · {r.run}/{r.device_kind}"
         for c in cos:
-            rows.append({"method": name, "precision": precision_of(r), "1 - cosine": max(1.0 - float(c), floor)})
+            rows.append({"method": name, "precision": r.precision, "1 - cosine": max(1.0 - float(c), floor)})
     if not rows:
         return None
     df = pd.DataFrame(rows)
@@ -186,5 +234,5 @@ def fidelity_distributions(results, env_label: str = "", ax=None, floor: float =
     ax.set_title("Fidelity to FP32 per text")
     if ax.get_legend() is not None:
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-    _env_caption(ax, [env_label])
+    env_caption(ax, [env_label])
     return ax

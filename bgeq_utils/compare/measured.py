@@ -1,0 +1,351 @@
+"""The measured table: every Result side by side with the FP32 of its own group, with intervals.
+
+One function, :func:`measure`, builds it; every table, figure, ledger row and recommendation reads it, so
+no two views disagree about a number. Rules:
+
+- **Like for like.** A Result is compared only within its group: one run, model, weights, data set and
+  device. Its FP32 baseline is the default-configuration ``fp32`` Result of that group.
+- **Speed.** Two speed-ups, both timed side by side with the method in one window: over eager PyTorch FP32
+  (``speed_vs_eager``) and over FP32 in the method's own runtime (``speed_vs_runtime``: ONNX Runtime,
+  OpenVINO, Inductor or eager PyTorch). Each is the median of per-round ratios with its 95% interval.
+- **Quality.** Loss in % of FP32 per metric, paired by query (pairs for correlations), with a bootstrap 95%
+  interval and a paired randomization test. The headline loss is the worst loss over nDCG@10, Recall@10,
+  MRR@10 and Spearman: gains never offset losses. Recall@k is left out when the corpus has at most k
+  documents (it cannot move).
+- **Memory.** One definition: peak RSS while embedding batch 32 x 128 tokens over a baseline process that
+  imported the method's libraries (CUDA: peak allocated); resident after loading for the weights.
+- **Proxy quality.** A group without quality (random weights) shows, in its own labelled columns, the
+  quality loss of the same configuration in a pretrained group on the same device kind; it never enters
+  a ranking of that group.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import paths, vocab
+from .. import results as results_mod
+from ..metrics import RETRIEVAL_KEYS
+from ..results import Result
+from ..uncertainty import Estimate, correlation_loss, ratio_of, relative_loss
+
+QUALITY_KEYS = RETRIEVAL_KEYS + ("pearson", "spearman")
+#: the metrics whose worst loss is a method's headline quality loss
+HEADLINE_KEYS = ("ndcg@10", "recall@10", "mrr@10", "spearman")
+#: the guide's "retrieval performance (R@10, MRR)"
+RETRIEVAL_DEGRADATION_KEYS = ("recall@10", "mrr@10")
+GROUP_COLUMNS = ("run", "model", "weights", "dataset", "device", "device_name")
+MB = 1e6
+BASELINE = vocab.EAGER_BASELINE
+
+
+# --- loading ------------------------------------------------------------------------------------
+def resolve_source(source: str | Path) -> Path:
+    """A run name -> outputs/<run>/results; a folder path -> itself (relative paths from the repo root)."""
+    s = str(source)
+    p = Path(s).expanduser()
+    if p.is_absolute() or "/" in s or s.startswith("."):
+        return p if p.is_absolute() else (paths.ROOT / p)
+    return paths.results_dir(s)
+
+
+def load(runs=(), extra_result_dirs=()) -> tuple[list[Result], list[str]]:
+    """Results of run names and result folders (newest per key), plus messages about what was missing.
+
+    A source that does not exist is reported, not raised: the comparison works with the runs there are.
+    Unreadable files are reported by name and left out."""
+    found: dict[tuple, Result] = {}
+    messages = []
+    runs = [runs] if isinstance(runs, (str, Path)) else list(runs or [])
+    extra = [extra_result_dirs] if isinstance(extra_result_dirs, (str, Path)) else list(extra_result_dirs or [])
+    for src in runs + extra:
+        try:
+            folder = resolve_source(src)
+        except ValueError as e:          # a run name that is not a valid folder name
+            messages.append(f"{src!r}: {e}")
+            continue
+        if not folder.is_dir():
+            messages.append(f"{src!r}: no results folder at {paths.shown(folder)}")
+            continue
+        files = sorted(folder.glob("*.json"))
+        if not files:
+            messages.append(f"{src!r}: {paths.shown(folder)} holds no result files")
+            continue
+        n = 0
+        for f in files:
+            try:
+                r = results_mod.load(f)
+            except results_mod.ResultsFileError as e:
+                messages.append(f"{src!r}: left out {f.name}: {e}")
+                continue
+            att = results_mod.latest_attempt(r, folder)
+            if att is not None:
+                r.extra["latest_attempt"] = f"{att.status} at {att.created}: {att.reason}"
+            k = (r.run, r.key, r.device_kind, device_name(r))
+            if k not in found or (r.created or "") >= (found[k].created or ""):
+                found[k] = r
+            n += 1
+        messages.append(f"{src!r}: {n} results from {paths.shown(folder)}")
+    return list(found.values()), messages
+
+
+# --- groups -------------------------------------------------------------------------------------
+def model_name(r: Result) -> str:
+    return str(r.model.get("id", "?")).split("/")[-1]
+
+
+def device_name(r: Result) -> str:
+    if r.device_kind == "cuda":
+        return r.device.get("gpu_name") or "GPU"
+    return f"{r.device.get('cpu_model', 'CPU')} x{r.device.get('cpu_count', '?')}"
+
+
+def dataset_name(r: Result) -> str:
+    return (r.dataset or {}).get("dataset") or "-"
+
+
+def group_key(r: Result) -> tuple:
+    """Results are comparable within one run, model, weights, data set and device."""
+    return (r.run, model_name(r), r.model.get("weights", "?"), dataset_name(r), r.device_kind, device_name(r))
+
+
+def group_label(key: tuple) -> str:
+    run, model, weights, dataset, device, _ = key
+    return f"{model} ({weights}) on {dataset}, {device}, run '{run}'"
+
+
+def baseline_of(group: list[Result]) -> Result | None:
+    """The default-configuration eager FP32 Result of a group (newest, status ok)."""
+    cands = [r for r in group if r.method == BASELINE and r.is_default and r.status == "ok"]
+    return max(cands, key=lambda r: r.created or "") if cands else None
+
+
+# --- quality deltas -----------------------------------------------------------------------------
+def _saturated(key: str, r: Result) -> bool:
+    """Recall@k cannot move when the corpus has no more than k documents."""
+    if not key.startswith("recall@"):
+        return False
+    docs = (r.dataset or {}).get("documents")
+    try:
+        return docs is not None and int(docs) <= int(key.split("@")[1])
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=4096)
+def _loss_cached(r_uid: str, b_uid: str, metric: str, _token: int) -> Estimate | None:
+    r, b = _CACHE_RESULTS[r_uid], _CACHE_RESULTS[b_uid]
+    return _loss(r, b, metric)
+
+
+_CACHE_RESULTS: dict[str, Result] = {}
+
+
+def uid(r: Result) -> str:
+    return f"{r.run}/{r.key}/{r.device_kind}/{r.created}"
+
+
+def _loss(r: Result, b: Result, metric: str) -> Estimate | None:
+    """Loss of ``metric`` in % of the baseline's, with its paired interval; None if not measured."""
+    pr, pb = r.per_query or {}, b.per_query or {}
+    if metric in RETRIEVAL_KEYS:
+        if metric in pr and metric in pb and pr.get("query_ids") == pb.get("query_ids"):
+            return relative_loss(pr[metric], pb[metric], "queries")
+    elif "pair_cosines" in pr and "pair_cosines" in pb and len(pr["pair_cosines"]) == len(pb["pair_cosines"]):
+        return correlation_loss(pr["pair_cosines"], pb["pair_cosines"], pr["pair_gold"], pr.get("pair_docs"),
+                                kind=metric)
+    a, c = (r.quality or {}).get(metric), (b.quality or {}).get(metric)
+    if a is None or not c:
+        return None
+    return Estimate(100.0 * (1 - a / c), None, None, None, "no per-query values: no interval")
+
+
+def quality_losses(r: Result, b: Result) -> dict[str, Estimate]:
+    """Per quality metric measured by both (recall@k left out on corpora of at most k documents)."""
+    out = {}
+    for k in QUALITY_KEYS:
+        if _saturated(k, r) or (r.quality or {}).get(k) is None or (b.quality or {}).get(k) is None:
+            continue
+        _CACHE_RESULTS[uid(r)], _CACHE_RESULTS[uid(b)] = r, b
+        e = _loss_cached(uid(r), uid(b), k, 0)
+        if e is not None:
+            out[k] = e
+    return out
+
+
+def worst(losses: dict[str, Estimate], keys) -> tuple[str | None, Estimate | None]:
+    """The largest loss among ``keys`` (a gain on one metric never offsets a loss on another), and the metric.
+
+    Its interval runs from the largest lower bound to the largest upper bound of the metrics' intervals: the
+    worst loss can be no smaller than the surest loss and no larger than the largest plausible one."""
+    have = [(k, losses[k]) for k in keys if k in losses]
+    if not have:
+        return None, None
+    k, e = max(have, key=lambda kv: kv[1].value)
+    if not all(x.has_interval for _, x in have):
+        return k, Estimate(e.value, None, None, None, "worst metric; a metric without an interval", e.p_value)
+    return k, Estimate(e.value, max(x.low for _, x in have), max(x.high for _, x in have), e.n,
+                       "worst loss over the metrics; interval from their intervals' largest bounds", e.p_value)
+
+
+# --- the table ----------------------------------------------------------------------------------
+def _put(row: dict, name: str, e: Estimate | None, p: bool = False):
+    row[name] = None if e is None else e.value
+    row[f"{name}_lo"] = e.low if e is not None and e.has_interval else None
+    row[f"{name}_hi"] = e.high if e is not None and e.has_interval else None
+    if p:
+        row[f"{name}_p"] = None if e is None else e.p_value
+
+
+def estimate(row, name: str) -> Estimate | None:
+    """The Estimate of a column of the measured table (value with its interval when it has one)."""
+    v = row.get(name) if hasattr(row, "get") else row[name]
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
+    ok = lo is not None and hi is not None and not (pd.isna(lo) or pd.isna(hi))
+    p = row.get(f"{name}_p")
+    return Estimate(float(v), float(lo) if ok else None, float(hi) if ok else None,
+                    p_value=None if p is None or pd.isna(p) else float(p))
+
+
+def _memory(r: Result, what: str) -> Estimate | None:
+    m = (r.memory or {}).get(what)
+    e = Estimate.from_dict(m) if isinstance(m, dict) else None
+    return None if e is None else e.scaled(1 / MB)
+
+
+def _speed(r: Result, b: int, L: int, role: str) -> tuple[Estimate | None, str | None]:
+    row = r.speed_at(b, L) or {}
+    d = row.get(f"vs_{role}") or {}
+    return Estimate.from_dict(d), d.get("baseline")
+
+
+@dataclass
+class Measured:
+    """The measured table (one row per Result) and the Results behind it, by row uid."""
+    table: pd.DataFrame
+    results: dict = field(default_factory=dict)
+    batch_size: int = 32
+    seq_len: int = 128
+
+    def result(self, row) -> Result:
+        return self.results[row["uid"]]
+
+    @property
+    def empty(self) -> bool:
+        return self.table.empty
+
+
+def measure(results, batch_size: int = 32, seq_len: int = 128) -> Measured:
+    """Build the measured table of ``results`` (any mix of runs, models and devices)."""
+    results = list(results)
+    groups: dict[tuple, list[Result]] = {}
+    for r in results:
+        groups.setdefault(group_key(r), []).append(r)
+    rows, by_uid = [], {}
+    for key, group in groups.items():
+        base = baseline_of(group)
+        for r in group:
+            rows.append(_row(r, base, key, batch_size, seq_len))
+            by_uid[rows[-1]["uid"]] = r
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        _add_proxy_quality(df)
+        df["_p"] = df["precision"].map(vocab.precision_rank)
+        df = df.sort_values(["run", "device", "_p", "method", "label"], kind="stable").drop(columns="_p")
+        df = df.reset_index(drop=True)
+    df.attrs.update(batch_size=batch_size, seq_len=seq_len)
+    return Measured(df, by_uid, batch_size, seq_len)
+
+
+def _row(r: Result, base: Result | None, key: tuple, b: int, L: int) -> dict:
+    row = {"uid": uid(r), "group": group_label(key), "run": r.run, "model": model_name(r),
+           "weights": r.model.get("weights", "?"), "dataset": dataset_name(r), "device": r.device_kind,
+           "device_name": device_name(r), "method": r.method, "label": r.label, "key": r.key,
+           "precision": r.precision, "library": r.library, "runtime": r.runtime, "is_default": bool(r.is_default),
+           "status": r.status, "reason": r.reason, "created": r.created,
+           "latest_attempt": (r.extra or {}).get("latest_attempt", ""),
+           "baseline": base.label if base is not None else None,
+           "is_baseline": base is not None and r is base}
+    if r.status != "ok":
+        return row
+    size, bsize = r.size or {}, (base.size or {}) if base is not None else {}
+    row["params_m"] = r.model.get("parameters", 0) / 1e6 or None
+    row["disk_mb"] = size["disk_bytes"] / MB if size.get("disk_bytes") else None
+    row["param_mb"] = size["param_bytes"] / MB if size.get("param_bytes") else None
+    row["size_ratio"] = size["disk_bytes"] / bsize["disk_bytes"] if size.get("disk_bytes") and \
+        bsize.get("disk_bytes") else None
+    mem, res = _memory(r, "peak"), _memory(r, "resident")
+    _put(row, "memory_mb", mem)
+    _put(row, "resident_mb", res)
+    if mem is not None and res is not None:
+        act = Estimate(mem.value - res.value, mem.low - res.high if mem.has_interval and res.has_interval else None,
+                       mem.high - res.low if mem.has_interval and res.has_interval else None)
+        _put(row, "activation_mb", act)
+    bmem = _memory(base, "peak") if base is not None else None
+    _put(row, "memory_ratio", ratio_of(mem, bmem) if mem is not None and bmem is not None else None)
+    s = r.speed_at(b, L) or {}
+    t = Estimate(s["tokens_per_s"], s.get("tokens_per_s_low"), s.get("tokens_per_s_high")) if s else None
+    _put(row, "tokens_per_s", t)
+    row["repeats"] = s.get("repeats")
+    row["share_of_ceiling"] = s.get("share_of_ceiling")
+    row["latency_ms_p50_b1"] = (r.speed_at(1, L) or {}).get("latency_ms_p50")
+    for role in ("eager", "runtime"):
+        e, name = _speed(r, b, L, role)
+        _put(row, f"speed_vs_{role}", e)
+        row[f"{role}_baseline"] = name
+    f = r.fidelity or {}
+    iv = f.get("intervals") or {}
+    for k in ("cos_mean", "l2_mean", "top10_overlap", "sim_pearson"):
+        e = Estimate.from_dict(iv.get(k)) if k in iv else (Estimate(f[k]) if f.get(k) is not None else None)
+        _put(row, k, e)
+    row["cos_min"], row["l2_max"] = f.get("cos_min"), f.get("l2_max")
+    row["loaded_dtype"] = (r.extra or {}).get("loaded_dtype")
+    if r.quality:
+        for k in QUALITY_KEYS:
+            row[f"q:{k}"] = r.quality.get(k)
+    if base is not None and r.quality and base.quality:
+        losses = quality_losses(r, base)
+        for k, e in losses.items():
+            _put(row, f"loss:{k}", e, p=True)
+        k, e = worst(losses, HEADLINE_KEYS)
+        _put(row, "quality_loss_pct", e, p=True)
+        row["quality_loss_metric"] = k
+        _put(row, "quality_pct", None if e is None else Estimate(
+            100 - e.value, 100 - e.high if e.has_interval else None, 100 - e.low if e.has_interval else None))
+        k2, e2 = worst(losses, RETRIEVAL_DEGRADATION_KEYS)
+        _put(row, "retrieval_degradation_pct", e2, p=True)
+    return row
+
+
+def _add_proxy_quality(df: pd.DataFrame) -> None:
+    """For groups without quality: the same configuration's loss in a pretrained group, labelled."""
+    if "quality_loss_pct" not in df:
+        return
+    pre = df[(df["weights"] == "pretrained") & (df["status"] == "ok") & df["quality_loss_pct"].notna()]
+    for i in df.index[(df["weights"] == "random") & (df["status"] == "ok")]:
+        same = pre[(pre["label"] == df.at[i, "label"]) & (pre["device"] == df.at[i, "device"])]
+        if same.empty:
+            continue
+        src = same.sort_values(["run"]).iloc[0]
+        for c in ("quality_loss_pct", "quality_loss_pct_lo", "quality_loss_pct_hi"):
+            df.at[i, "proxy_" + c] = src[c]
+        df.at[i, "proxy_source"] = f"{src['model']} on {src['dataset']} (run '{src['run']}')"
+
+
+def default_rows(m: Measured, ok_only: bool = False) -> pd.DataFrame:
+    """One row per method and group: its registry default configuration (variants are detail)."""
+    t = m.table
+    if t.empty:
+        return t
+    d = t[t["is_default"]]
+    if ok_only:
+        d = d[d["status"] == "ok"]
+    # several default Results of one method in a group (other grids or budgets): the newest
+    d = d.sort_values("created").drop_duplicates(["group", "method"], keep="last")
+    return d.loc[sorted(d.index)]

@@ -1,0 +1,311 @@
+"""The shareable report: outputs/<run>/report.html (self-contained), comparison.csv, comparison.md, ledger.csv.
+
+``compute`` turns Results into the comparison (measured table, views, claims ledger, a recommendation per
+group), ``make_figures`` draws and saves the figures, ``export`` writes the files; ``build`` does all three.
+The HTML embeds its figures as base64 PNG and its own style sheet: it opens in any browser, without Jupyter
+or a network. It leads with the answer: the recommendation per device, then the guide's table measured,
+then the ledger, then the detail.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .. import env, paths, plots
+from . import ledger as ledger_mod
+from . import tables
+from .measured import Measured, load, measure
+from .recommend import Recommendation, groups_on, recommend
+
+
+@dataclass
+class Comparison:
+    measured: Measured
+    sources: list = field(default_factory=list)        # messages about what was loaded / missing
+    params: dict = field(default_factory=dict)
+    ledger: pd.DataFrame = None
+    recommendations: dict = field(default_factory=dict)  # group -> Recommendation
+    primary_device: str = "cpu"
+    not_encoded: list = field(default_factory=list)
+    unmeasured: dict = field(default_factory=dict)      # device -> why nothing was measured there
+
+    @property
+    def results(self) -> list:
+        return list(self.measured.results.values())
+
+    @property
+    def empty(self) -> bool:
+        return self.measured.empty
+
+    @property
+    def primary(self) -> Recommendation | None:
+        recs = [r for r in self.recommendations.values() if r.device == self.primary_device]
+        return recs[0] if recs else None
+
+
+def compute(results, sources=(), device: str = "cpu", memory_budget_mb: float | None = None,
+            max_quality_loss_pct: float = 1.0, min_speedup: float = 1.0, objective: str = "speed",
+            batch_size: int = 32, seq_len: int = 128, claims=None) -> Comparison:
+    m = measure(results, batch_size, seq_len)
+    params = {"device": device, "memory_budget_mb": memory_budget_mb, "max_quality_loss_pct": max_quality_loss_pct,
+              "min_speedup": min_speedup, "objective": objective, "batch_size": batch_size, "seq_len": seq_len}
+    cmp = Comparison(m, list(sources), params, primary_device=device)
+    cmp.ledger = ledger_mod.check(m, claims)
+    devices = [device] + [d for d in ("cpu", "cuda") if d != device]
+    for d in devices:
+        for g in groups_on(m, d):
+            cmp.recommendations[g] = recommend(m, device=d, group=g, memory_budget_mb=memory_budget_mb,
+                                               max_quality_loss_pct=max_quality_loss_pct, min_speedup=min_speedup,
+                                               objective=objective)
+    cmp.not_encoded = ledger_mod.not_encoded()
+    t = m.table
+    for d in devices:
+        if not any(r.device == d for r in cmp.recommendations.values()) and not t.empty and (t["device"] == d).any():
+            why = sorted(set(t[t["device"] == d]["reason"]))
+            cmp.unmeasured[d] = f"every {d} method was skipped or failed: {'; '.join(why)[:300]}"
+    return cmp
+
+
+def _env_label(results) -> str:
+    return " | ".join(dict.fromkeys(env.label(r.device) for r in results))
+
+
+def make_figures(cmp: Comparison, out_run: str, close: bool = True) -> dict[str, Path]:
+    """Draw the comparison figures, save them under outputs/<out_run>/figures; name -> PNG path."""
+    import matplotlib.pyplot as plt
+    plots.theme()
+    out = {}
+    if cmp.empty:
+        return out
+    m = cmp.measured
+    for i, g in enumerate(dict.fromkeys(m.table["group"])):
+        rs = [cmp.measured.results[u] for u in m.table[m.table["group"] == g]["uid"]]
+        ax = plots.quality_vs_speed(m, g, env_label=_env_label(rs))
+        if ax is not None:
+            out[f"quality_vs_speed_{i + 1}"] = plots.savefig(ax.figure, out_run, f"quality_vs_speed_{i + 1}")
+            if close:
+                plt.close(ax.figure)
+    ok = [r for r in cmp.results if r.status == "ok"]
+    fig = plots.size_memory_bars(m, env_label=_env_label(ok))
+    if fig is not None:
+        out["size_memory"] = plots.savefig(fig, out_run, "size_memory")
+        if close:
+            plt.close(fig)
+    ax = plots.fidelity_distributions([r for r in ok if r.is_default], env_label=_env_label(ok))
+    if ax is not None:
+        out["fidelity_cosines"] = plots.savefig(ax.figure, out_run, "fidelity_cosines")
+        if close:
+            plt.close(ax.figure)
+    return out
+
+
+def caption_of(name: str) -> str:
+    if name.startswith("quality_vs_speed"):
+        return ("Headline quality loss (or 1 - cosine to FP32 where the group has no quality) against the speed-up "
+                "over eager FP32, with 95% intervals; labelled points form the Pareto frontier.")
+    return {"size_memory": "Size on disk and inference memory (range over fresh processes) per method, per group.",
+            "fidelity_cosines": "Per text, 1 - cosine between a method's embedding and FP32's (log scale)."}.get(name, name)
+
+
+# --- markdown -----------------------------------------------------------------------------------
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return ""
+    if isinstance(v, float):
+        return f"{v:g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.2e}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (no tabulate needed)."""
+    if df is None or df.empty:
+        return "_(empty)_"
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(_cell(v) for v in row.tolist()) + " |")
+    return "\n".join(lines)
+
+
+LEDGER_COLUMNS = ["id", "precision", "claim", "expected", "baseline", "verdict", "holds for", "detail"]
+
+
+def to_markdown(cmp: Comparison) -> str:
+    out = ["# Which precision to run: measured comparison", "",
+           f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}.", ""]
+    if cmp.empty:
+        out += ["**No results were found**, so there is nothing to compare. Run the method notebooks first.", ""]
+    out += ["## Recommendation", ""]
+    for g, rec in cmp.recommendations.items():
+        out += [f"### {g}", "", rec.to_markdown(), ""]
+    out += [f"### {d}\n\nNot measured: {why}\n" for d, why in cmp.unmeasured.items()]
+    gt = tables.guide_table(cmp.measured)
+    out += ["## The guide's table, measured", "", gt.attrs.get("note", ""), "", markdown_table(gt), "",
+            "## Claims ledger", "", ledger_mod.tally_text(cmp.ledger), "",
+            markdown_table(cmp.ledger[LEDGER_COLUMNS] if not cmp.ledger.empty else cmp.ledger), "",
+            "## Sources", ""] + [f"- {s}" for s in cmp.sources or ["(none given)"]]
+    return "\n".join(out)
+
+
+# --- html ---------------------------------------------------------------------------------------
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1200px;color:#222;
+line-height:1.45;padding:0 1em}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;font-size:12px;margin:.6em 0;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
+th{background:#f3f3f3;position:sticky;top:0}
+tr.holds td.verdict{background:#d9f2d9}tr.fails-worse-than-claimed td.verdict,tr.fails td.verdict{background:#f8d7d7}
+tr.fails-better-than-claimed td.verdict{background:#dbe8f8}tr.inconclusive td.verdict{background:#fbf0c9}
+tr.not-measured td.verdict{background:#eee;color:#555}
+.note{color:#555;font-size:.9em}.box{background:#f6f8fa;border:1px solid #ddd;padding:.8em 1em;border-radius:4px}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9em;color:#444}
+code{background:#f3f3f3;padding:0 .2em}
+"""
+
+
+def _esc(x) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def _df_html(df: pd.DataFrame) -> str:
+    if df is None or df.empty:
+        return "<p class='note'>(empty)</p>"
+    return df.to_html(index=False, na_rep="", escape=True, border=0)
+
+
+def _ledger_html(df: pd.DataFrame) -> str:
+    if df is None or df.empty:
+        return "<p class='note'>(no claims)</p>"
+    cols = LEDGER_COLUMNS + ["measured", "model", "reading"]
+    head = "".join(f"<th>{_esc(c)}</th>" for c in cols)
+    rows = []
+    for _, r in df.iterrows():
+        cls = "".join(ch if ch.isalnum() else "-" for ch in str(r["verdict"])).strip("-").replace("--", "-")
+        cells = "".join(f"<td class='{_esc(c)}'>{_esc(r.get(c, ''))}</td>" for c in cols)
+        rows.append(f"<tr class='{_esc(cls)}'>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _rec_html(rec: Recommendation) -> str:
+    parts = [f"<div class='box'><p><b>{_esc(rec.choice or 'No recommendation')}</b>"
+             + (f" ({_esc(rec.precision)})" if rec.precision else "") + f" on <b>{_esc(rec.device)}</b>"
+             + ("" if rec.decided or not rec.ok else " <i>(undecided at 95%)</i>") + "</p>",
+             f"<p>{_esc(rec.explanation)}</p>"]
+    if rec.evidence:
+        parts.append("<table><tbody>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>"
+                                                for k, v in rec.evidence.items()) + "</tbody></table>")
+    if rec.caveats:
+        parts.append("<p>Not established at 95%:</p><ul>" + "".join(f"<li>{_esc(c)}</li>" for c in rec.caveats)
+                     + "</ul>")
+    if rec.runner_ups:
+        parts.append("<p>Runner-ups:</p><ul>" + "".join(
+            f"<li>{_esc(r['method'])} ({_esc(r['precision'])}): {_esc(r['note'])}</li>" for r in rec.runner_ups)
+            + "</ul>")
+    if rec.what_would_change:
+        parts.append("<details><summary>What would change the answer</summary><ul>" +
+                     "".join(f"<li>{_esc(w)}</li>" for w in rec.what_would_change) + "</ul></details>")
+    if rec.rejected:
+        parts.append("<details><summary>Rejected methods</summary><ul>" + "".join(
+            f"<li>{_esc(r['method'])} ({_esc(r['precision'])}): {_esc(r['why'])}</li>" for r in rec.rejected)
+            + "</ul></details>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _environment_html(results) -> str:
+    seen, blocks = set(), []
+    for r in results:
+        d = r.device or {}
+        key = (d.get("kind"), d.get("cpu_model"), d.get("gpu_name"), tuple(sorted((r.packages or {}).items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        items = {"device": env.label(d), "CPU": d.get("cpu_model"), "cores": d.get("cpu_count"),
+                 "ISA flags": ", ".join(d.get("cpu_flags", [])), "GPU": d.get("gpu_name"),
+                 "GPU capability": d.get("gpu_capability"), "platform": d.get("platform"), "python": d.get("python"),
+                 "packages": ", ".join(f"{k} {v}" for k, v in (r.packages or {}).items() if v),
+                 "runs": ", ".join(sorted({x.run for x in results if (x.device or {}).get("cpu_model") == d.get(
+                     "cpu_model") and (x.device or {}).get("gpu_name") == d.get("gpu_name")}))}
+        blocks.append("<table><tbody>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>"
+                                                 for k, v in items.items() if v) + "</tbody></table>")
+    return "".join(blocks) or "<p class='note'>(no results, no environment)</p>"
+
+
+def to_html(cmp: Comparison, figures: dict[str, Path] | None = None) -> str:
+    from .. import methods
+    figures = figures or {}
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    m = cmp.measured
+    body = ["<h1>Which precision to run: measured comparison</h1>",
+            f"<p class='note'>Generated {now}. Constraints: "
+            + _esc(", ".join(f"{k}={v}" for k, v in cmp.params.items())) + "</p>"]
+    if cmp.empty:
+        body.append("<div class='box'><b>No results were found</b> in the sources listed at the end, so there is "
+                    "nothing to compare yet. Run the method notebooks (or pass the folders that hold their "
+                    "results).</div>")
+    body.append("<h2>Recommendation</h2>")
+    for g, rec in cmp.recommendations.items():
+        body.append(f"<h3>{_esc(g)}</h3>" + _rec_html(rec))
+    for d, why in cmp.unmeasured.items():
+        body.append(f"<h3>{_esc(d)}</h3><p class='note'>Not measured: {_esc(why)}</p>")
+    gt = tables.guide_table(m)
+    body += ["<h2>The guide's comparison table, measured</h2>", f"<p class='note'>{_esc(gt.attrs.get('note', ''))}</p>",
+             _df_html(gt),
+             "<h2>Claims ledger</h2>", f"<p><b>{_esc(ledger_mod.tally_text(cmp.ledger))}</b></p>",
+             "<details><summary>How claims are checked</summary><p class='note'>"
+             + _esc(cmp.ledger.attrs.get("rules", "")).replace("\n", "<br>") + "</p></details>",
+             _ledger_html(cmp.ledger)]
+    if cmp.not_encoded:
+        body.append("<details><summary>Statements of the guide not encoded as numbers</summary><ul>" + "".join(
+            f"<li>{_esc(x.get('statement'))}: {_esc(x.get('why'))}</li>" for x in cmp.not_encoded) + "</ul></details>")
+    if figures:
+        body.append("<h2>Figures</h2>")
+        for name, p in figures.items():
+            data = base64.b64encode(Path(p).read_bytes()).decode("ascii")
+            body.append(f"<figure><img alt='{_esc(name)}' src='data:image/png;base64,{data}'>"
+                        f"<figcaption>{_esc(caption_of(name))} The environment is printed under each figure."
+                        "</figcaption></figure>")
+    for title, view in (("Speed", tables.speed), ("Size and memory", tables.footprint), ("Quality", tables.quality),
+                        ("Fidelity to FP32", tables.fidelity)):
+        df = view(m)
+        body += [f"<h2>{title}: every configuration</h2>", f"<p class='note'>{_esc(df.attrs.get('note', ''))}</p>",
+                 _df_html(df)]
+    body += ["<h2>Environment</h2>", _environment_html(cmp.results),
+             "<h2>Methods in the registry</h2>", _df_html(methods.table()),
+             "<h2>Sources</h2><ul>" + "".join(f"<li>{_esc(s)}</li>" for s in cmp.sources or ["(none given)"]) + "</ul>"]
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>Precision comparison</title><style>{CSS}</style></head><body>"
+            + "\n".join(body) + "</body></html>")
+
+
+def export(cmp: Comparison, out_run: str, figures: dict[str, Path] | None = None) -> dict[str, Path]:
+    """Write report.html, comparison.csv, comparison.md and ledger.csv under outputs/<out_run>/ (group-readable)."""
+    folder = paths.run_dir(out_run)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {"html": folder / "report.html", "csv": folder / "comparison.csv", "md": folder / "comparison.md",
+           "ledger_csv": folder / "ledger.csv"}
+    out["html"].write_text(to_html(cmp, figures), encoding="utf-8")
+    cmp.measured.table.drop(columns=["uid"], errors="ignore").to_csv(out["csv"], index=False)
+    cmp.ledger.to_csv(out["ledger_csv"], index=False)
+    out["md"].write_text(to_markdown(cmp), encoding="utf-8")
+    for p in out.values():
+        p.chmod(0o644)
+    return out
+
+
+def build(runs=(), extra_result_dirs=(), out_run: str = "comparison", **kwargs) -> tuple[Comparison, dict]:
+    """Load the runs, compute the comparison, draw the figures and write the report files."""
+    paths.check_run_name(out_run)
+    results, messages = load(runs, extra_result_dirs)
+    cmp = compute(results, messages, **kwargs)
+    figs = make_figures(cmp, out_run)
+    files = export(cmp, out_run, figs)
+    return cmp, files | {f"figure:{k}": v for k, v in figs.items()}

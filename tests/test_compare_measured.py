@@ -1,0 +1,79 @@
+"""The measured table: like-for-like groups, one baseline per group, quality per metric with intervals."""
+import pytest
+
+from bgeq_utils.compare import measure, recommend
+from bgeq_utils.compare.measured import default_rows, estimate
+from tests.factories import BGE, MINI, fp32, result
+
+
+def _row(m, label, model="all-MiniLM-L6-v2"):
+    t = m.table
+    rows = t[(t["label"] == label) & (t["model"] == model)]
+    assert len(rows) == 1, (label, model)
+    return rows.iloc[0]
+
+
+@pytest.fixture(scope="module")
+def two_models():
+    mini = [fp32(), result("int8-dynamic-onnx", runtime="onnxruntime", runtime_baseline="fp32-onnx",
+                           disk_mb=23, mem_mb=(200, 195, 205), speed=(2.2, 2.1, 2.3), speed_runtime=(2.0, 1.9, 2.1),
+                           loss_pct=1.0, cos=(0.994, 0.993, 0.995))]
+    bge = [fp32(model=BGE, run="big", disk_mb=1340, mem_mb=1500, loss_pct=None),
+           result("int8-dynamic-onnx", model=BGE, run="big", runtime="onnxruntime", runtime_baseline="fp32-onnx",
+                  disk_mb=340, mem_mb=(600, 590, 610), speed=(7.3, 7.0, 7.5), cos=(0.99, 0.98, 0.995)),
+           result("bf16", model=BGE, run="big", disk_mb=670, mem_mb=800, speed=(1.5, 1.4, 1.6), cos=0.9999)]
+    return measure(mini + bge)
+
+
+def test_each_result_is_compared_with_the_fp32_of_its_own_group(two_models):
+    m = two_models
+    assert len(set(m.table["group"])) == 2
+    big = _row(m, "int8-dynamic-onnx", "bge-large-en-v1.5")
+    small = _row(m, "int8-dynamic-onnx")
+    assert big["baseline"] == small["baseline"] == "fp32"
+    assert big["memory_ratio"] == pytest.approx(600 / 1500) and small["memory_ratio"] == pytest.approx(200 / 250)
+    assert big["size_ratio"] == pytest.approx(340 / 1340)
+
+
+def test_results_of_two_models_are_never_ranked_together(two_models):
+    m = two_models
+    for g in set(m.table["group"]):
+        rec = recommend.recommend(m, "cpu", max_quality_loss_pct=5, group=g)
+        ranked = set(rec.table["method"])
+        assert ranked <= set(m.table[m.table["group"] == g]["label"])
+    # the random-weights group has no quality: its proxy quality is shown, labelled, never used to rank
+    big = _row(m, "int8-dynamic-onnx", "bge-large-en-v1.5")
+    assert big["proxy_quality_loss_pct"] == pytest.approx(_row(m, "int8-dynamic-onnx")["quality_loss_pct"])
+    assert "all-MiniLM-L6-v2 on lee" in big["proxy_source"]
+    rec = recommend.recommend(m, "cpu", group=big["group"])
+    assert "fidelity" in rec.explanation and rec.choice == "int8-dynamic-onnx"
+
+
+def test_a_result_without_a_baseline_in_its_group_gets_no_ratio():
+    m = measure([fp32(), result("int8-dynamic-onnx", model=BGE, run="big", mem_mb=600, disk_mb=340, speed=7.0)])
+    lone = _row(m, "int8-dynamic-onnx", "bge-large-en-v1.5")
+    import pandas as pd
+    assert pd.isna(lone["baseline"]) and pd.isna(lone["memory_ratio"]) and pd.isna(lone["size_ratio"])
+    assert lone["memory_mb"] == pytest.approx(600)          # its own figures stay
+
+
+def test_headline_loss_is_the_worst_metric_and_gains_never_offset():
+    base = fp32()
+    gainer = result("int8-x", loss_pct=2.0)
+    gainer.per_query["mrr@10"] = [v * 1.05 for v in base.per_query["mrr@10"]]     # +5% on one metric
+    gainer.quality["mrr@10"] = base.quality["mrr@10"] * 1.05
+    row = _row(measure([base, gainer]), "int8-x")
+    assert row["quality_loss_metric"] in ("ndcg@10", "recall@10", "spearman")
+    assert row["quality_loss_pct"] == pytest.approx(max(row["loss:ndcg@10"], row["loss:recall@10"],
+                                                        row["loss:spearman"]))
+    assert row["loss:mrr@10"] == pytest.approx(-5.0, abs=1e-6) and row["quality_loss_pct"] > 1.5
+    assert estimate(row, "quality_loss_pct").has_interval and row["quality_loss_pct_p"] is not None
+    assert "loss:recall@100" not in row or row.isna()["loss:recall@100"]   # 50 documents: recall@100 cannot move
+
+
+def test_variants_are_detail_the_default_represents_the_method():
+    rs = [fp32(), result("int8-dynamic-onnx", speed=2.0, loss_pct=1.0),
+          result("int8-dynamic-onnx", label="int8-dynamic-onnx[weight_type=QUInt8]", options={"weight_type": "QUInt8"},
+                 speed=2.5, loss_pct=5.0)]
+    d = default_rows(measure(rs))
+    assert list(d["label"]) == ["fp32", "int8-dynamic-onnx"]
