@@ -37,15 +37,18 @@ run-bge-large: $(STAMP) ## the real BAAI/bge-large-en-v1.5 on BEIR scifact (need
 bench: $(STAMP) ## speed suite: every method side by side on the bge-large preset (prints figures)
 	$(PY) -m bgeq_utils.benchmark $(BENCH_ARGS)
 
-test: $(STAMP) ## unit tests + nbval regression tests of the committed notebooks
+NBVAL := -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks \
+	tests/check_notebook_values.py
+
+test: $(STAMP) ## unit tests, then the notebooks replayed (nbval) and their recorded figures checked
 	$(PY) -m pytest -q -m "not slow and not gpu" tests
-	$(PY) -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+	$(PY) $(NBVAL)
 
 test-unit: $(STAMP) ## unit tests only
 	$(PY) -m pytest -q -m "not gpu" tests
 
-test-notebooks: $(STAMP) ## nbval on the committed notebooks only
-	$(PY) -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+test-notebooks: $(STAMP) ## the notebooks replayed (nbval) and their recorded figures checked, only
+	$(PY) $(NBVAL)
 
 notebooks: $(STAMP) ## re-execute the committed notebooks in place (default profile; outputs to a temp folder)
 	BGEQ_OUTPUTS=$$(mktemp -d) $(PY) -m bgeq_utils.refresh

@@ -20,9 +20,16 @@ def _portable(text: str) -> str:
     return text.replace(str(paths.ROOT) + "/", "").replace(str(paths.ROOT), ".")
 
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
 def make_portable(nb) -> None:
-    """Rewrite absolute paths in every output of a notebook (text, plain and HTML reprs)."""
+    """Shareable outputs: absolute paths rewritten in every output (text, plain and HTML reprs), and what only
+    a live kernel can show dropped: progress-bar widgets (frozen once saved) and stderr chatter."""
     for c in nb.cells:
+        c["outputs"] = [o for o in c.get("outputs", [])
+                        if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+                        and not (WIDGET in o.get("data", {}) and set(o["data"]) <= {WIDGET, "text/plain"})]
         for o in c.get("outputs", []):
             if "text" in o:
                 o["text"] = _portable("".join(o["text"]))
@@ -50,6 +57,7 @@ def refresh(prefixes: list[str] | None = None, timeout: int = 1800) -> int:
             print(f"{nb_path.name}: FAILED: {str(e).strip().splitlines()[-1][:300]}", file=sys.stderr)
             continue
         make_portable(nb)
+        nb.metadata.pop("widgets", None)
         nbformat.write(nb, str(nb_path))
         print(f"{nb_path.name}: executed in {time.perf_counter() - t0:.0f}s", flush=True)
     return 1 if failed else 0
@@ -71,6 +79,7 @@ def adopt(run: str = "default") -> int:
         nb = nbformat.read(str(executed), as_version=4)
         nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
         nb.metadata.pop("papermill", None)
+        nb.metadata.pop("widgets", None)
         for c in nb.cells:
             c.metadata.pop("papermill", None)
             c.metadata.pop("execution", None)
