@@ -18,7 +18,7 @@ import numpy as np
 from . import paths
 
 BEIR_NAMES = ("scifact", "nfcorpus", "arguana", "fiqa", "scidocs", "trec-covid", "quora", "nq", "hotpotqa",
-              "msmarco", "dbpedia-entity", "fever", "climate-fever", "scifact", "webis-touche2020", "cqadupstack")
+              "msmarco", "dbpedia-entity", "fever", "climate-fever", "webis-touche2020", "cqadupstack")
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 # Lee relevance grades from the averaged human similarity (0..1): see data/README.md.
 LEE_GRADES = ((0.75, 2), (0.5, 1))
@@ -39,12 +39,18 @@ class EvalSet:
     exclude_self: bool = False                  # a query never retrieves the doc with its own id
     symmetric: bool = False                     # queries are documents: no query instruction
     notes: str = ""
+    dropped_judgements: int = 0                 # qrels rows whose document is not in the corpus
+    queries_without_relevant: int = 0           # queries that lost every relevant document that way
 
     def summary(self) -> dict:
         rel = sum(1 for q in self.qrels.values() for r in q.values() if r > 0)
-        return {"dataset": self.name, "documents": len(self.corpus), "queries": len(self.queries),
-                "judged queries": sum(1 for q in self.qrels.values() if any(r > 0 for r in q.values())),
-                "relevant pairs": rel, "scored pairs": len(self.pairs)}
+        out = {"dataset": self.name, "documents": len(self.corpus), "queries": len(self.queries),
+               "judged queries": sum(1 for q in self.qrels.values() if any(r > 0 for r in q.values())),
+               "relevant pairs": rel, "scored pairs": len(self.pairs)}
+        if self.dropped_judgements:
+            out["judgements dropped (document not in corpus)"] = self.dropped_judgements
+            out["queries left without a relevant document"] = self.queries_without_relevant
+        return out
 
 
 def _gensim_test_data() -> Path:
@@ -91,26 +97,55 @@ def load_lee(max_docs: int | None = None) -> EvalSet:
 
 
 def _read_jsonl(path: Path, what: str) -> dict[str, str]:
-    out = {}
+    """id -> text (title + " " + text) of a BEIR jsonl file; every malformed line is an error naming it."""
+    out, first_line = {}, {}
     if not path.is_file():
         raise DatasetFormatError(f"{path} is missing: a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
-    with path.open(encoding="utf8") as f:
-        for n, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DatasetFormatError(f"{path} line {n}: not UTF-8 ({e.reason} at byte {e.start} of the line); "
+                                         "save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except ValueError as e:
-                raise DatasetFormatError(f"{path} line {n}: not valid JSON ({e.msg}); each line must be one JSON "
-                                         f"object with '_id' and 'text'") from None
+                raise DatasetFormatError(f"{path} line {n}: not valid JSON ({getattr(e, 'msg', e)}); each line must be "
+                                         "one JSON object with '_id' and 'text'") from None
             if not isinstance(obj, dict) or "_id" not in obj or "text" not in obj:
                 raise DatasetFormatError(f"{path} line {n}: a {what} needs '_id' and 'text' fields, got "
                                          f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__}")
+            for field in ("text", "title"):
+                v = obj.get(field)
+                if (field == "text" or v is not None) and not isinstance(v, str):
+                    raise DatasetFormatError(f"{path} line {n}: '{field}' must be a string, got "
+                                             f"{type(v).__name__} ({json.dumps(v)[:40]})")
+            if not isinstance(obj["_id"], (str, int)) or isinstance(obj["_id"], bool) or str(obj["_id"]) == "":
+                raise DatasetFormatError(f"{path} line {n}: '_id' must be a non-empty string, got {obj['_id']!r}")
+            key = str(obj["_id"])
+            if key in first_line:
+                raise DatasetFormatError(f"{path} line {n}: duplicate _id {key!r} (first on line {first_line[key]}); "
+                                         f"each {what} needs its own id")
+            first_line[key] = n
             title = (obj.get("title") or "").strip()
-            out[str(obj["_id"])] = (title + " " + obj["text"]).strip() if title else obj["text"]
+            out[key] = (title + " " + obj["text"]).strip() if title else obj["text"]
     if not out:
         raise DatasetFormatError(f"{path} holds no {what}s")
     return out
+
+
+def _grade(value: str, path: Path, n: int) -> int:
+    try:
+        f = float(value)
+    except ValueError:
+        f = float("nan")
+    if not (f == f and f.is_integer() and f >= 0):
+        raise DatasetFormatError(f"{path} line {n}: score {value!r} is not a relevance grade; grades are whole "
+                                 "numbers >= 0 (0 = not relevant, 1, 2, ... = relevant)")
+    return int(f)
 
 
 def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -118,38 +153,65 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
         raise DatasetFormatError(f"{path} is missing: a BEIR folder needs qrels/<split>.tsv "
                                  "(query-id<TAB>corpus-id<TAB>score)")
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf8") as f:
-        for n, row in enumerate(csv.reader(f, delimiter="\t"), 1):
-            if not row or (n == 1 and row[0] == "query-id"):
-                continue
-            if len(row) < 3:
-                raise DatasetFormatError(f"{path} line {n}: expected 3 tab-separated columns "
-                                         f"(query-id, corpus-id, score), got {len(row)}")
-            try:
-                score = int(float(row[2]))
-            except ValueError:
-                raise DatasetFormatError(f"{path} line {n}: score {row[2]!r} is not a number") from None
-            qrels.setdefault(row[0], {})[row[1]] = score
+    where: dict[tuple, int] = {}
+    try:
+        rows = list(enumerate(csv.reader(path.read_text(encoding="utf-8").splitlines(), delimiter="\t"), 1))
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise DatasetFormatError(f"{path} line {line}: not UTF-8 ({e.reason}); save the file as UTF-8") from None
+    for n, row in rows:
+        if not row or (n == 1 and row[0] == "query-id"):
+            continue
+        if len(row) < 3:
+            raise DatasetFormatError(f"{path} line {n}: expected 3 tab-separated columns "
+                                     f"(query-id, corpus-id, score), got {len(row)}")
+        score = _grade(row[2], path, n)
+        k = (row[0], row[1])
+        if k in where:
+            raise DatasetFormatError(f"{path} line {n}: query {row[0]!r} and document {row[1]!r} are judged twice "
+                                     f"(first on line {where[k]})")
+        where[k] = n
+        qrels.setdefault(row[0], {})[row[1]] = score
     if not qrels:
         raise DatasetFormatError(f"{path} holds no judgements")
     return qrels
 
 
 def load_beir_folder(folder: str | Path, split: str = "test", max_docs: int | None = None,
-                     max_queries: int | None = None, seed: int = 0, name: str | None = None) -> EvalSet:
+                     max_queries: int | None = None, seed: int = 0, name: str | None = None,
+                     strict: bool = False) -> EvalSet:
+    """A BEIR-layout folder. Judgements of documents the corpus lacks are dropped and counted (the EvalSet's
+    summary and every Result report them); ``strict=True`` makes them an error."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetFormatError(f"{folder} is not a folder")
     corpus = _read_jsonl(folder / "corpus.jsonl", "document")
     queries = _read_jsonl(folder / "queries.jsonl", "query")
-    qrels = _read_qrels(folder / "qrels" / f"{split}.tsv")
+    qpath = folder / "qrels" / f"{split}.tsv"
+    qrels = _read_qrels(qpath)
     missing_q = [q for q in qrels if q not in queries]
     if missing_q:
-        raise DatasetFormatError(f"{folder/'qrels'/(split + '.tsv')}: query ids not in queries.jsonl, e.g. {missing_q[:3]}")
-    qrels = {q: {d: r for d, r in rel.items() if d in corpus} for q, rel in qrels.items()}
+        raise DatasetFormatError(f"{qpath}: query ids not in queries.jsonl, e.g. {missing_q[:3]}")
+    unknown = sorted({d for rel in qrels.values() for d in rel if d not in corpus})
+    if unknown and strict:
+        raise DatasetFormatError(f"{qpath}: {len(unknown)} judged document id{'s are' if len(unknown) > 1 else ' is'} "
+                                 f"not in corpus.jsonl, e.g. "
+                                 f"{unknown[:3]}; fix the ids, or load with strict=False to drop those judgements")
+    kept = {q: {d: r for d, r in rel.items() if d in corpus} for q, rel in qrels.items()}
+    dropped = sum(len(rel) for rel in qrels.values()) - sum(len(rel) for rel in kept.values())
+    emptied = sorted(q for q in qrels if any(r > 0 for r in qrels[q].values())
+                     and not any(r > 0 for r in kept[q].values()))
+    if not any(r > 0 for rel in kept.values() for r in rel.values()):
+        raise DatasetFormatError(f"{qpath}: no query keeps a relevant document: "
+                                 + (f"every judged document id is missing from corpus.jsonl (e.g. {unknown[:3]})"
+                                    if unknown else "every grade is 0"))
+    qrels = kept
     queries = {q: queries[q] for q in qrels}
     rng = random.Random(seed)
     notes = ""
+    if dropped:
+        notes += (f"{dropped} judgements of {len(unknown)} document ids missing from corpus.jsonl dropped; "
+                  f"{len(emptied)} queries left without a relevant document. ")
     if max_queries and len(queries) > max_queries:
         keep = sorted(rng.sample(sorted(queries), max_queries))
         queries = {q: queries[q] for q in keep}
@@ -164,7 +226,9 @@ def load_beir_folder(folder: str | Path, split: str = "test", max_docs: int | No
         corpus = {d: t for d, t in corpus.items() if d in keep}
         notes += (f"corpus cut to {len(corpus)} documents (all judged + random others): scores are "
                   "higher than on the full corpus. ")
-    return EvalSet(name or folder.name, corpus, queries, qrels, notes=notes.strip())
+    ev = EvalSet(name or folder.name, corpus, queries, qrels, notes=notes.strip())
+    ev.dropped_judgements, ev.queries_without_relevant = dropped, len(emptied)
+    return ev
 
 
 def download_beir(name: str, root: str | Path | None = None) -> Path:
@@ -192,16 +256,19 @@ def download_beir(name: str, root: str | Path | None = None) -> Path:
 
 
 def load_evalset(dataset: str = "lee", max_docs: int | None = None, max_queries: int | None = None,
-                 split: str = "test", seed: int = 0) -> EvalSet:
+                 split: str = "test", seed: int = 0, strict: bool = False) -> EvalSet:
     """'lee', a path to a BEIR-layout folder, or a BEIR name (downloaded once into data/beir)."""
+    for name, v in (("max_docs", max_docs), ("max_queries", max_queries)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ValueError(f"{name}={v!r}: use a positive whole number, or None for all")
     if dataset in (None, "", "lee"):
         return load_lee(max_docs)
     p = Path(str(dataset)).expanduser()
     if p.is_dir():
-        return load_beir_folder(p, split, max_docs, max_queries, seed)
+        return load_beir_folder(p, split, max_docs, max_queries, seed, strict=strict)
     if str(dataset).lower() in BEIR_NAMES:
         folder = download_beir(str(dataset).lower())
-        return load_beir_folder(folder, split, max_docs, max_queries, seed, name=str(dataset).lower())
+        return load_beir_folder(folder, split, max_docs, max_queries, seed, name=str(dataset).lower(), strict=strict)
     raise DatasetFormatError(f"unknown dataset {dataset!r}: use 'lee' (bundled, offline), a BEIR-layout folder "
                              f"path, or a BEIR name ({', '.join(sorted(set(BEIR_NAMES)))})")
 

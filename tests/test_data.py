@@ -81,3 +81,46 @@ def test_max_docs_keeps_judged_documents(tmp_path):
     ev = data.load_evalset(str(f), max_docs=10)
     assert len(ev.corpus) == 10 and {"d7", "d21"} <= set(ev.corpus)
     assert "higher than on the full corpus" in ev.notes
+
+
+# --- bad input: a clear error naming file and line, or a counted, reported drop ---------------------
+@pytest.mark.parametrize("score", ["0.5", "1.7", "-1", "high"])
+def test_qrels_scores_must_be_whole_grades(tmp_path, score):
+    f = _write_beir(tmp_path / "s", qrels=f"query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t{score}\n")
+    with pytest.raises(data.DatasetFormatError, match=rf"test.tsv line 3: score '{score}' is not a relevance grade"):
+        data.load_evalset(str(f))
+
+
+def test_judgements_of_unknown_documents_are_counted_and_strict_refuses_them(tmp_path):
+    f = _write_beir(tmp_path / "u", qrels="q1\td1\t1\nq1\tghost\t1\nq2\tgone\t2\n")
+    ev = data.load_evalset(str(f))
+    s = ev.summary()
+    assert s["judgements dropped (document not in corpus)"] == 2 and s["queries left without a relevant document"] == 1
+    assert "2 judgements of 2 document ids missing from corpus.jsonl dropped" in ev.notes
+    with pytest.raises(data.DatasetFormatError, match=r"2 judged document ids are not in corpus.jsonl, e.g. \['ghost', 'gone'\]"):
+        data.load_evalset(str(f), strict=True)
+    g = _write_beir(tmp_path / "all", qrels="q1\tghost\t1\n")
+    with pytest.raises(data.DatasetFormatError, match=r"no query keeps a relevant document: every judged document id "
+                                                      r"is missing from corpus.jsonl \(e.g. \['ghost'\]\)"):
+        data.load_evalset(str(g))
+
+
+def test_duplicate_ids_non_utf8_and_non_string_texts_name_the_line(tmp_path):
+    f = _write_beir(tmp_path / "dup", corpus=[{"_id": "d1", "text": "a"}, {"_id": "d2", "text": "b"},
+                                             {"_id": "d1", "text": "c"}])
+    with pytest.raises(data.DatasetFormatError, match=r"corpus.jsonl line 3: duplicate _id 'd1' \(first on line 1\)"):
+        data.load_evalset(str(f))
+    g = _write_beir(tmp_path / "bytes")
+    (g / "corpus.jsonl").write_bytes(b'{"_id": "d1", "text": "ok"}\n{"_id": "d2", "text": "caf\xe9"}\n')
+    with pytest.raises(data.DatasetFormatError, match=r"corpus.jsonl line 2: not UTF-8"):
+        data.load_evalset(str(g))
+    for bad, shown in ((None, "NoneType"), (3, "int")):
+        h = _write_beir(tmp_path / f"t{shown}", corpus=[{"_id": "d1", "text": "ok"}, {"_id": "d2", "text": bad}])
+        with pytest.raises(data.DatasetFormatError, match=rf"corpus.jsonl line 2: 'text' must be a string, got {shown}"):
+            data.load_evalset(str(h))
+
+
+def test_judged_twice_is_an_error(tmp_path):
+    f = _write_beir(tmp_path / "twice", qrels="q1\td1\t1\nq1\td1\t2\n")
+    with pytest.raises(data.DatasetFormatError, match=r"line 2: query 'q1' and document 'd1' are judged twice"):
+        data.load_evalset(str(f))
