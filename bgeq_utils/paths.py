@@ -35,14 +35,17 @@ def shown(path: str | Path) -> str:
             continue
     return str(path)
 
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_RUN_NAME = 100
 
 
 def check_run_name(run: str) -> str:
-    if not isinstance(run, str) or not _RUN_NAME.match(run):
+    """A run name is a folder name: letters, digits, '.', '_' or '-', starting with a letter or digit."""
+    if not isinstance(run, str) or not _RUN_NAME.fullmatch(run) or len(run) > MAX_RUN_NAME:
+        shown = repr(run) if not isinstance(run, str) or len(run) <= 60 else f"{run[:40]!r}... ({len(run)} characters)"
         raise ValueError(
-            f"run name {run!r} is not usable as a folder name; use letters, digits, '.', '_' or '-' "
-            "(e.g. 'default' or 'bge-large-random')"
+            f"run name {shown} is not usable as a folder name; use at most {MAX_RUN_NAME} letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit (e.g. 'default' or 'bge-large-random')"
         )
     return run
 

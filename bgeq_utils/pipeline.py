@@ -43,6 +43,30 @@ class BenchConfig:
     memory_seq: int = bench.MEMORY_SEQ
     size: bool = True
 
+    def __post_init__(self):
+        """Every field checked before any work, the message naming the notebook parameter to fix."""
+        for name, param in (("batch_sizes", "batch_sizes"), ("seq_lens", "seq_lens")):
+            v = getattr(self, name)
+            if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__") or not list(v) or \
+                    not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
+                raise ValueError(f"{param}={v!r}: use a list of positive whole numbers, e.g. [1, 32]")
+            setattr(self, name, tuple(v))
+        checks = (("seconds", "seconds_per_cell", (int, float), 0.0), ("min_repeats", "min_repeats", int, 1),
+                  ("max_repeats", "max_repeats", int, 1), ("target", "target", (int, float), 0.0),
+                  ("warmup", "warmup", int, 0), ("memory_repeats", "memory_repeats", int, 1),
+                  ("memory_batch", "memory_batch", int, 1), ("memory_seq", "memory_seq", int, 1))
+        for name, param, types, low in checks:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, types) or v < low:
+                kind = "a whole number" if types is int else "a number"
+                raise ValueError(f"{param}={v!r}: use {kind} >= {low:g}")
+        for name in ("baselines", "memory", "size"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{'measure_memory' if name == 'memory' else name}={getattr(self, name)!r}: "
+                                 "use True or False")
+        if self.max_repeats < self.min_repeats:
+            raise ValueError(f"max_repeats={self.max_repeats} is below min_repeats={self.min_repeats}")
+
     def budget(self) -> bench.Budget:
         return bench.Budget(warmup=self.warmup, min_repeats=self.min_repeats, max_repeats=self.max_repeats,
                             seconds=self.seconds, target=self.target)
@@ -341,6 +365,11 @@ class Study:
     device: str
     run: str
 
+    def check(self, *configurations) -> None:
+        """Method names and options a notebook will measure, checked before any work: an unknown method or
+        option is an error naming the known ones. Each item: a name, or (name, options)."""
+        check_methods(configurations)
+
     def measure(self, method: str, options: dict | None = None, calibration=None, device: str | None = None,
                 config: BenchConfig | None = None, label: str | None = None, reuse: bool = True) -> Result:
         """A method's Result in this run: reused when this exact configuration was measured before."""
@@ -349,6 +378,21 @@ class Study:
         return f(method, self.reference, self.evalset, run=self.run, device=device or self.device,
                  calibration=calibration, options=options, label=label, bench_config=config or self.config,
                  reference_emb=self.reference_emb, **kw)
+
+
+def check_methods(configurations) -> None:
+    """Each item a method name or (name, options) or {"method": name, "options": {...}}: unknown names and
+    options fail here, before any work."""
+    for item in configurations:
+        if isinstance(item, dict):
+            name, options = item.get("method"), item.get("options") or {}
+        elif isinstance(item, (tuple, list)):
+            name, options = item[0], (item[1] if len(item) > 1 else {}) or {}
+        else:
+            name, options = item, {}
+        if not isinstance(options, dict):
+            raise ValueError(f"options of {name!r} must be a mapping of option names to values, not {options!r}")
+        registry.get(name).normalize_options(options)
 
 
 def study(model: str = "default", weights: str = "pretrained", dataset: str = "lee", device: str = "auto",

@@ -133,3 +133,42 @@ def test_a_rerun_with_other_options_does_not_overwrite_the_first(reference, lee_
 def test_unknown_options_are_errors_before_any_work(reference):
     with pytest.raises(methods.UnknownOptionError, match="bogus.*threshold"):
         pipeline.run_method("int8-bnb", reference, options={"bogus": 1})
+
+
+@pytest.mark.parametrize("run, device, message", [
+    ("../x", "cpu", "run name '../x' is not usable as a folder name"),
+    ("abc\n", "cpu", "run name 'abc\\\\n' is not usable"),
+    ("x" * 101, "cpu", "at most 100"),
+    ("ok", "gpu", "unknown device 'gpu'; use 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+])
+def test_bad_run_names_and_devices_fail_before_any_work(reference, monkeypatch, run, device, message):
+    monkeypatch.setattr(methods.registry, "build", lambda *a, **k: pytest.fail("built despite bad input"))
+    with pytest.raises(ValueError, match=message):
+        pipeline.run_method("fp32", reference, run=run, device=device)
+
+
+def test_bad_bench_parameters_name_the_notebook_parameter():
+    with pytest.raises(ValueError, match=r"batch_sizes='notalist': use a list of positive whole numbers"):
+        pipeline.BenchConfig(batch_sizes="notalist")
+    with pytest.raises(ValueError, match=r"memory_repeats=0: use a whole number >= 1"):
+        pipeline.BenchConfig(memory_repeats=0)
+
+
+def test_a_failed_rerun_keeps_the_good_result_and_the_comparison_reports_it(reference, lee_small, tiny_bench,
+                                                                           monkeypatch):
+    from bgeq_utils.compare import load, measure
+    good = pipeline.run_method("fp32", reference, lee_small, run="pytest-rerun", bench_config=tiny_bench,
+                               progress=False)
+    assert good.status == "ok"
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(pipeline.bench, "speed_grid", broken)
+    with pytest.warns(UserWarning, match="fp32 failed"):
+        bad = pipeline.run_method("fp32", reference, lee_small, run="pytest-rerun", bench_config=tiny_bench,
+                                  progress=False)
+    assert bad.status == "failed" and bad.key == good.key
+    kept = results.load_run("pytest-rerun")
+    assert [r.status for r in kept] == ["ok"] and kept[0].created == good.created
+    m = measure(load(["pytest-rerun"])[0])
+    assert "failed" in m.table.loc[0, "latest_attempt"] and "disk full" in m.table.loc[0, "latest_attempt"]
