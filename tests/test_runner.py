@@ -33,3 +33,49 @@ def test_runner_executes_and_renders(tmp_path, monkeypatch, capsys):
 def test_unknown_profile_lists_known(monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"no parameter profile 'nope'; known profiles: .*default"):
         runner.load_profile("nope")
+
+
+def test_unknown_notebook_prefix_is_an_error_with_exit_code_2(tmp_path, monkeypatch, capsys):
+    nbdir, params = tmp_path / "nb", tmp_path / "params"
+    nbdir.mkdir(); params.mkdir()
+    _tiny_notebook(nbdir)
+    (params / "smoke.yaml").write_text("run: smoke-run\n")
+    monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
+    monkeypatch.setattr(paths, "PARAMS", params)
+    assert runner.main(["--profile", "smoke", "--notebooks", "99"]) == 2
+    err = capsys.readouterr().err
+    assert "--notebooks 99: no such notebook in profile 'smoke'; its notebooks: 01_tiny" in err
+    assert runner.main(["--profile", "nope"]) == 2 and "known profiles" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("run: x\nparameters: [a, b\n", r"bad.yaml line 3, column 1: not valid YAML"),
+    ("- a\n- b\n", r"bad.yaml: a profile is a mapping with keys run, parameters, per_notebook, notebooks, not a list"),
+    ("run: x\nnotebooks: [99_missing]\n", r"notebooks \['99_missing'\] are not in notebooks/"),
+    ("run: x\nparamters: {}\n", r"unknown keys \['paramters'\]"),
+])
+def test_broken_profiles_name_the_file_and_line(tmp_path, monkeypatch, text, message):
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "bad.yaml").write_text(text)
+    monkeypatch.setattr(paths, "PARAMS", params)
+    with pytest.raises(runner.ProfileError, match=message):
+        runner.load_profile("bad")
+
+
+def test_a_run_killed_midway_leaves_a_marker_the_next_run_and_the_report_show(tmp_path, monkeypatch, capsys):
+    from bgeq_utils.compare import load
+    monkeypatch.setenv("BGEQ_OUTPUTS", str(tmp_path / "out"))
+    nbdir, params = tmp_path / "nb", tmp_path / "params"
+    nbdir.mkdir(); params.mkdir()
+    _tiny_notebook(nbdir)
+    (params / "smoke.yaml").write_text("run: killed\n")
+    monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
+    monkeypatch.setattr(paths, "PARAMS", params)
+    (paths.results_dir("killed")).mkdir(parents=True)
+    (paths.run_dir("killed") / runner.MARKER).write_text("started 2026-01-01 00:00:00, was executing 03_x\n")
+    _, msgs = load(["killed"])
+    assert any(m.startswith("warning: run 'killed' did not finish") and "03_x" in m for m in msgs)
+    assert runner.run_profile("smoke") == 0
+    assert "the previous run 'killed' did not finish (started 2026-01-01" in capsys.readouterr().out
+    assert runner.interrupted("killed") is None          # a finished run removes its marker

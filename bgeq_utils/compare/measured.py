@@ -71,6 +71,10 @@ def load(runs=(), extra_result_dirs=()) -> tuple[list[Result], list[str]]:
         if not folder.is_dir():
             messages.append(f"{src!r}: no results folder at {paths.shown(folder)}")
             continue
+        marker = folder.parent / "RUNNING"
+        if marker.is_file():
+            messages.append(f"warning: run {src!r} did not finish ({marker.read_text().strip()}): its Results are "
+                            "those saved before it stopped")
         files = sorted(folder.glob("*.json"))
         if not files:
             messages.append(f"{src!r}: {paths.shown(folder)} holds no result files")

@@ -250,6 +250,9 @@ def to_html(cmp: Comparison, figures: dict[str, Path] | None = None) -> str:
         body.append("<div class='box'><b>No results were found</b> in the sources listed at the end, so there is "
                     "nothing to compare yet. Run the method notebooks (or pass the folders that hold their "
                     "results).</div>")
+    warnings = [x for x in cmp.sources if x.startswith("warning:")]
+    if warnings:
+        body.append("<div class='box'>" + "".join(f"<p><b>{_esc(w)}</b></p>" for w in warnings) + "</div>")
     body.append("<h2>Recommendation</h2>")
     for g, rec in cmp.recommendations.items():
         body.append(f"<h3>{_esc(g)}</h3>" + _rec_html(rec))
@@ -272,6 +275,11 @@ def to_html(cmp: Comparison, figures: dict[str, Path] | None = None) -> str:
             body.append(f"<figure><img alt='{_esc(name)}' src='data:image/png;base64,{data}'>"
                         f"<figcaption>{_esc(caption_of(name))} The environment is printed under each figure."
                         "</figcaption></figure>")
+    t = m.table
+    if not t.empty and (t["latest_attempt"].fillna("") != "").any():
+        body += ["<h2>Re-runs that failed beside a good Result</h2><p class='note'>The figures above are the good "
+                 "Result's; the later attempt is recorded under results/attempts/.</p>",
+                 _df_html(tables.status(m).query("`latest attempt` != ''"))]
     for title, view in (("Speed", tables.speed), ("Size and memory", tables.footprint), ("Quality", tables.quality),
                         ("Fidelity to FP32", tables.fidelity)):
         df = view(m)

@@ -146,9 +146,13 @@ def variants(m: Measured, method: str) -> pd.DataFrame:
 
 
 def status(m: Measured) -> pd.DataFrame:
-    """Which methods ran, and why the others did not: no figure, independent of the CPU."""
-    return pd.DataFrame([{"method": r["label"], "device": r["device"], "status": r["status"],
-                          "reason": r["reason"]} for _, r in m.table.iterrows()])
+    """Which methods ran, and why the others did not (and a later attempt that failed beside a good Result):
+    no figure, independent of the CPU."""
+    df = pd.DataFrame([{"method": r["label"], "device": r["device"], "status": r["status"], "reason": r["reason"],
+                        "latest attempt": r.get("latest_attempt") or ""} for _, r in m.table.iterrows()])
+    if not df.empty and not (df["latest attempt"] != "").any():
+        df = df.drop(columns="latest attempt")
+    return df
 
 
 def speed_grid(result) -> pd.DataFrame:
