@@ -23,7 +23,8 @@ METHODS = ["fp32", "fp32-st", "fp16", "bf16", "int8-bnb", "nf4-bnb", "fp4-bnb", 
 
 
 def _run_all(run, ref, ev, cfg, method_names, device):
-    from bgeq_utils import methods, pipeline
+    from bgeq_utils import methods
+    from bgeq_utils.measure import pipeline
     remb = pipeline.reference_embeddings(ref, ev, run=run)
     out = []
     for m in method_names:
@@ -41,6 +42,7 @@ def _run_all(run, ref, ev, cfg, method_names, device):
 
 def _show(results, batch_size):
     import pandas as pd
+
     from bgeq_utils.compare import measure, tables
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 30)
@@ -63,7 +65,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.out:
         os.environ["BGEQ_OUTPUTS"] = a.out
-    from bgeq_utils import data, env, methods, models, paths, pipeline
+    from bgeq_utils import methods
+    from bgeq_utils.core import env, paths
+    from bgeq_utils.inputs import data, models
+    from bgeq_utils.measure import pipeline
 
     unknown = [m for m in a.methods if m not in methods.names()]
     if unknown:

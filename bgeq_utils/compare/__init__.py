@@ -4,7 +4,7 @@
 ``ledger`` checks the guide's claims (claims.yaml), ``recommend`` picks a method, ``report`` writes the
 shareable files.
 """
-from . import ledger, measured, recommend, report, tables
-from .measured import Measured, load, measure
+from bgeq_utils.compare import ledger, measured, recommend, report, tables
+from bgeq_utils.compare.measured import Measured, load, measure
 
 __all__ = ["Measured", "ledger", "load", "measure", "measured", "recommend", "report", "tables"]

@@ -29,9 +29,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .. import paths, uncertainty as U, vocab
-from ..uncertainty import Estimate
-from .measured import Measured, default_rows, estimate
+from bgeq_utils.compare.measured import Measured, default_rows, estimate
+from bgeq_utils.core import paths, vocab
+from bgeq_utils.core import uncertainty as U
+from bgeq_utils.core.uncertainty import Estimate
 
 KINDS = ("value", "relation", "recommendation")
 RELATIONS = (">", ">=", "<", "<=")
@@ -184,7 +185,7 @@ def _check_selector(sel, where):
 
 
 def _selected(row, sel: dict | None) -> bool:
-    from .. import methods
+    from bgeq_utils import methods
     if not sel:
         return True
     try:
@@ -250,7 +251,7 @@ def _pool(c: Claim, m: Measured) -> tuple[pd.DataFrame, str]:
         d = d[d["precision"].isin(c.precision)]
     d = d[[_selected(r, c.select) for _, r in d.iterrows()]] if c.select and not d.empty else d
     if d.empty:
-        from .. import methods
+        from bgeq_utils import methods
         reg = [s.name for s in methods.specs() if s.precision in c.precision]
         return d, (f"no {'/'.join(c.precision)} result{' selected' if c.select else ''} in the loaded runs"
                    + (f" (registered, not run: {', '.join(reg)})" if reg else ""))
@@ -268,7 +269,8 @@ def _pool(c: Claim, m: Measured) -> tuple[pd.DataFrame, str]:
     if c.model:
         if not target.any():
             return ok[target], (f"needs a {c.model} run (absolute sizes are the model's own; weights='random' gives "
-                                f"its true size, memory and speed); loaded runs are on {', '.join(sorted(set(ok['model'])))}")
+                                f"its true size, memory and speed); loaded runs are on "
+                                f"{', '.join(sorted(set(ok['model'])))}")
         return ok[target], ""
     if c.metric in SHAPE_METRICS:
         return (ok[target], "") if target.any() else (ok, f"measured on {', '.join(sorted(set(ok['model'])))}, "
@@ -278,7 +280,8 @@ def _pool(c: Claim, m: Measured) -> tuple[pd.DataFrame, str]:
         t = pre["model"].str.contains(TARGET_MODEL, case=False, regex=False)
         if t.any():
             return pre[t], ""
-        return pre, f"quality and fidelity read on {', '.join(sorted(set(pre['model'])))} (pretrained), not {TARGET_MODEL}"
+        models = ", ".join(sorted(set(pre["model"])))
+        return pre, f"quality and fidelity read on {models} (pretrained), not {TARGET_MODEL}"
     return ok, "no pretrained run: read on random weights (fidelity to that model's own FP32)"
 
 
@@ -374,7 +377,7 @@ def _check_relation(c: Claim, m: Measured, column: str) -> dict:
 
 
 def _check_recommendation(c: Claim, m: Measured) -> dict:
-    from .recommend import _separated, compared_column, groups_on, recommend
+    from bgeq_utils.compare.recommend import _separated, compared_column, groups_on, recommend
     params = dict(c.recommend or {})
     devices = params.pop("device", ["cpu"])
     devices = [devices] if isinstance(devices, str) else list(devices)
@@ -401,7 +404,7 @@ def _check_recommendation(c: Claim, m: Measured) -> dict:
             if rival.empty:
                 v = (U.HOLDS if won else U.FAILS) if not rec.unsure else U.INCONCLUSIVE
                 why = (f"{rec.choice} ({rec.precision}) won; " + (
-                    f"no other precision is eligible" if won else
+                    "no other precision is eligible" if won else
                     f"no {'/'.join(sorted(expected))} method is eligible ("
                     + "; ".join(t[t["precision"].isin(expected)]["why not"].astype(str))[:300] + ")"))
             else:

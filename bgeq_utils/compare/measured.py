@@ -21,17 +21,16 @@ no two views disagree about a number. Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import paths, vocab
-from .. import results as results_mod
-from ..metrics import RETRIEVAL_KEYS
-from ..results import Result
-from ..uncertainty import Estimate, correlation_loss, ratio_of, relative_loss
+from bgeq_utils.core import paths, vocab
+from bgeq_utils.core import results as results_mod
+from bgeq_utils.core.results import Result
+from bgeq_utils.core.uncertainty import Estimate, correlation_loss, ratio_of, relative_loss
+from bgeq_utils.measure.metrics import RETRIEVAL_KEYS
 
 QUALITY_KEYS = RETRIEVAL_KEYS + ("pearson", "spearman")
 #: the metrics whose worst loss is a method's headline quality loss
@@ -140,17 +139,21 @@ def _saturated(key: str, r: Result) -> bool:
         return False
 
 
-@lru_cache(maxsize=4096)
-def _loss_cached(r_uid: str, b_uid: str, metric: str, _token: int) -> Estimate | None:
-    r, b = _CACHE_RESULTS[r_uid], _CACHE_RESULTS[b_uid]
-    return _loss(r, b, metric)
+_LOSSES: dict[tuple, Estimate | None] = {}
+_HELD: dict[int, Result] = {}      # keeps every cached Result alive, so its id() is never reused
 
 
-_CACHE_RESULTS: dict[str, Result] = {}
+def _loss_cached(r: Result, b: Result, metric: str) -> Estimate | None:
+    """Intervals are resampled once per (Result, baseline, metric) in a process: the views all read them."""
+    k = (id(r), id(b), metric)
+    if k not in _LOSSES:
+        _HELD[id(r)], _HELD[id(b)] = r, b
+        _LOSSES[k] = _loss(r, b, metric)
+    return _LOSSES[k]
 
 
 def uid(r: Result) -> str:
-    return f"{r.run}/{r.key}/{r.device_kind}/{r.created}"
+    return f"{r.run}/{r.key}/{r.device_kind}/{device_name(r)}/{r.created}"
 
 
 def _loss(r: Result, b: Result, metric: str) -> Estimate | None:
@@ -174,8 +177,7 @@ def quality_losses(r: Result, b: Result) -> dict[str, Estimate]:
     for k in QUALITY_KEYS:
         if _saturated(k, r) or (r.quality or {}).get(k) is None or (b.quality or {}).get(k) is None:
             continue
-        _CACHE_RESULTS[uid(r)], _CACHE_RESULTS[uid(b)] = r, b
-        e = _loss_cached(uid(r), uid(b), k, 0)
+        e = _loss_cached(r, b, k)
         if e is not None:
             out[k] = e
     return out
@@ -256,6 +258,7 @@ def measure(results, batch_size: int = 32, seq_len: int = 128) -> Measured:
         base = baseline_of(group)
         for r in group:
             rows.append(_row(r, base, key, batch_size, seq_len))
+            rows[-1]["uid"] += f"#{len(rows)}"          # unique within this table even for twin records
             by_uid[rows[-1]["uid"]] = r
     df = pd.DataFrame(rows)
     if not df.empty:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .. import vocab
-from .measured import Measured, default_rows, estimate
+from bgeq_utils.compare.measured import Measured, default_rows, estimate
+from bgeq_utils.core import vocab
 
 OBJECTIVES = {
     "speed": "the fastest (highest speed-up over eager FP32); ties by lower memory",
@@ -300,7 +300,8 @@ def _evidence(best, m: Measured) -> dict:
         ev["size on disk"] = f"{best['disk_mb']:.0f} MB" + (f" ({best['size_ratio']:.2f}x FP32)"
                                                              if not pd.isna(best.get("size_ratio")) else "")
     if best.get("quality_loss_metric") and not pd.isna(best.get("quality_loss_metric")):
-        ev["headline quality loss"] += f" (worst metric: {best['quality_loss_metric']}, p = {best['quality_loss_pct_p']:.3g})"
+        ev["headline quality loss"] += (f" (worst metric: {best['quality_loss_metric']}, "
+                                        f"p = {best['quality_loss_pct_p']:.3g})")
     if "proxy_quality_loss_pct" in best and not pd.isna(best.get("proxy_quality_loss_pct")):
         ev[f"quality from a proxy: {best['proxy_source']} (not used to rank)"] = \
             _fmt_e(best, "proxy_quality_loss_pct", 2, "% loss")
@@ -341,7 +342,8 @@ def _what_would_change(best, cands, ranked, max_loss, min_cos, budget, min_speed
         out.append(f"A memory budget under {mem:.0f} MB would pick {_describe(pick(budget=mem * 0.999))}.")
     s = best.get("speed_vs_eager")
     if s is not None and not pd.isna(s):
-        out.append(f"Requiring more than {s:.2f}x eager FP32 speed would pick {_describe(pick(min_speedup=s * 1.001))}.")
+        alt = pick(min_speedup=s * 1.001)
+        out.append(f"Requiring more than {s:.2f}x eager FP32 speed would pick {_describe(alt)}.")
     for obj in OBJECTIVES:
         if obj != objective:
             alt = pick(objective=obj)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import env, paths, plots
-from . import ledger as ledger_mod
-from . import tables
-from .measured import Measured, load, measure
-from .recommend import Recommendation, groups_on, recommend
+from bgeq_utils.compare import ledger as ledger_mod
+from bgeq_utils.compare import plots, tables
+from bgeq_utils.compare.measured import Measured, load, measure
+from bgeq_utils.compare.recommend import Recommendation, groups_on, recommend
+from bgeq_utils.core import env, paths
 
 
 @dataclass
@@ -110,7 +110,8 @@ def caption_of(name: str) -> str:
         return ("Headline quality loss (or 1 - cosine to FP32 where the group has no quality) against the speed-up "
                 "over eager FP32, with 95% intervals; labelled points form the Pareto frontier.")
     return {"size_memory": "Size on disk and inference memory (range over fresh processes) per method, per group.",
-            "fidelity_cosines": "Per text, 1 - cosine between a method's embedding and FP32's (log scale)."}.get(name, name)
+            "fidelity_cosines": "Per text, 1 - cosine between a method's embedding and FP32's (log scale)."
+            }.get(name, name)
 
 
 # --- markdown -----------------------------------------------------------------------------------
@@ -239,7 +240,7 @@ def _environment_html(results) -> str:
 
 
 def to_html(cmp: Comparison, figures: dict[str, Path] | None = None) -> str:
-    from .. import methods
+    from bgeq_utils import methods
     figures = figures or {}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     m = cmp.measured

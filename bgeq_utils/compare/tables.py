@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .measured import HEADLINE_KEYS, QUALITY_KEYS, Measured, default_rows, estimate
+from bgeq_utils.compare.measured import HEADLINE_KEYS, QUALITY_KEYS, Measured, default_rows, estimate
 
 TARGET_MODEL = "bge-large"
 
@@ -157,7 +157,7 @@ def status(m: Measured) -> pd.DataFrame:
 
 def speed_grid(result) -> pd.DataFrame:
     """Every cell of one Result's speed grid: tokens/s, latency, and both speed-ups with their 95% intervals."""
-    from ..uncertainty import Estimate
+    from bgeq_utils.core.uncertainty import Estimate
     rows = []
     for r in result.speed:
         t = Estimate(r["tokens_per_s"], r.get("tokens_per_s_low"), r.get("tokens_per_s_high"))
@@ -171,3 +171,20 @@ def speed_grid(result) -> pd.DataFrame:
             row["% GEMM ceiling"] = round(100 * r["share_of_ceiling"], 1)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def fastest(m: Measured, method: str, column: str = "speed_vs_runtime") -> str:
+    """The configuration of ``method`` with the highest speed-up (and its interval), and whether the intervals
+    separate it from the next one."""
+    t = m.table[(m.table["method"] == method) & (m.table["status"] == "ok")]
+    if column not in t or t[column].dropna().empty:
+        return "not measured"
+    t = t.sort_values(column, ascending=False)
+    best = t.iloc[0]
+    out = f"{best['label']} ({fmt(best, column)}x)"
+    if len(t) > 1:
+        nxt = t.iloc[1]
+        b, n = estimate(best, column), estimate(nxt, column)
+        clear = b is not None and n is not None and b.has_interval and n.has_interval and b.low > n.high
+        out += f", {'ahead of' if clear else 'not separated at 95% from'} {nxt['label']} ({fmt(nxt, column)}x)"
+    return out

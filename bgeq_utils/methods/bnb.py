@@ -10,9 +10,9 @@ embeddings and LayerNorms stay in their original precision (counted in ``param_b
 * 4-bit: blocks of 64 weights share one absmax scale; ``double_quant`` quantizes those scales again
   (8-bit, blocks of 256); weights are dequantized to ``compute_dtype`` for the matmul.
 
-bitsandbytes 0.50 ships CPU kernels (used here when the device is the CPU). On a CPU with AVX512-BF16, 4-bit layers are repacked at the
-first inference for a fused BF16 kernel: activations run in BF16 whatever ``compute_dtype`` says,
-and double-quantized scales are expanded back to one BF16 scale per block. ``info`` records it.
+bitsandbytes 0.50 ships CPU kernels (used here when the device is the CPU). On a CPU with AVX512-BF16, 4-bit
+layers are repacked at the first inference for a fused BF16 kernel: activations run in BF16 whatever
+``compute_dtype`` says, and double-quantized scales are expanded back to one BF16 scale per block. ``info`` records it.
 """
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import logging
 import warnings
 from pathlib import Path
 
-from ..encoders import TorchEncoder
-from .registry import MethodUnavailable, register
+from bgeq_utils.core import vocab
+from bgeq_utils.methods.encoders import TorchEncoder
+from bgeq_utils.methods.registry import MethodUnavailable, register
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 _PRECISION_OF = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -41,7 +42,7 @@ def _quiet_bnb_logs():
 
 
 def _device_map(device: str):
-    if str(device).startswith("cuda"):
+    if vocab.device_kind(device) == "cuda":
         return {"": device if ":" in str(device) else "cuda:0"}
     return {"": "cpu"}
 
@@ -133,8 +134,8 @@ class BnbEncoder(TorchEncoder):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if _cpu_repacked(self.model):
-                from transformers import AutoModel
                 import torch
+                from transformers import AutoModel
                 fresh = AutoModel.from_pretrained(self._folder, quantization_config=self._config,
                                                   device_map={"": "cpu"}, dtype=torch.float32)
                 fresh.save_pretrained(folder)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 
-from .. import env
-from ..encoders import TorchEncoder
-from .registry import register
+from bgeq_utils.core import env, vocab
+from bgeq_utils.methods.encoders import TorchEncoder
+from bgeq_utils.methods.registry import register
 
 # CPU instructions that give each half-precision format native arithmetic.
 NATIVE_CPU_FLAGS = {
@@ -40,7 +40,7 @@ def _half(reference, device: str, precision: str, **options):
     model = copy.deepcopy(reference.model).to(device=device, dtype=dtype).eval()
     enc = TorchEncoder(reference, model, device=device)
     enc.compute_precision = precision
-    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    kind = vocab.device_kind(device)
     info = {"api": "model.half()" if precision == "fp16" else "model.to(torch.bfloat16)",
             "weights_dtype": str(dtype).replace("torch.", ""), "device_kind": kind}
     if kind == "cpu":
@@ -77,7 +77,8 @@ def fp32_inductor(reference, device="cpu", calibration=None, freezing: bool = Tr
     """FP32 through Inductor with the settings of the compiled INT8 methods, so that a compiled INT8 method's
     speed-up over it is what INT8 adds, not what the compiler adds."""
     import torch
-    from .torch_int8 import CompiledEncoder, _FrozenCompiled, _last_hidden
+
+    from bgeq_utils.methods.torch_int8 import CompiledEncoder, _FrozenCompiled, _last_hidden
 
     model = copy.deepcopy(reference.model).to(device).eval()
     if getattr(model, "pooler", None) is not None:

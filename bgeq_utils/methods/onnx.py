@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import onnx_export as ox
-from ..encoders import Encoder, graph_feeds, pool_numpy
-from .registry import MethodUnavailable, register
+from bgeq_utils.core import vocab
+from bgeq_utils.methods import onnx_export as ox
+from bgeq_utils.methods.encoders import Encoder, graph_feeds, pool_numpy
+from bgeq_utils.methods.registry import MethodUnavailable, register
 
 # The plain exported graph is the default: on the AVX-512/VNNI build machine the transformer optimizer's
 # fused graph (Attention, SkipLayerNorm, BiasGelu) was slower for FP32 and more so after dynamic INT8, and
@@ -48,7 +49,7 @@ def _ort():
 
 def providers_for(device: str) -> list[str]:
     ort = _ort()
-    if str(device).startswith("cuda"):
+    if vocab.device_kind(device) == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise MethodUnavailable("this onnxruntime build has no CUDAExecutionProvider "
                                     "(pip install onnxruntime-gpu to run ONNX methods on CUDA)")

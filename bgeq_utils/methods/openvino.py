@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import onnx_export as ox
-from .. import paths
-from ..encoders import Encoder, graph_feeds, pool_numpy
-from .registry import MethodUnavailable, register
+from bgeq_utils.core import paths, vocab
+from bgeq_utils.methods import onnx_export as ox
+from bgeq_utils.methods.encoders import Encoder, graph_feeds, pool_numpy
+from bgeq_utils.methods.registry import MethodUnavailable, register
 
 IR_FILE = "model.xml"
 _PRECISIONS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
@@ -36,7 +36,7 @@ def _ov():
 
 
 def _check_device(device: str) -> None:
-    if str(device).startswith("cuda"):
+    if vocab.device_kind(device) == "cuda":
         raise MethodUnavailable("OpenVINO methods run on the CPU plugin only")
 
 
@@ -175,7 +175,7 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
     asymmetrically, 'performance' symmetrically.
     """
     _check_device(device)
-    from .onnx import _check_calibration
+    from bgeq_utils.methods.onnx import _check_calibration
     texts = _check_calibration(calibration, "int8-static-openvino")
     try:
         import nncf

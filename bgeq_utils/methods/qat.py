@@ -19,9 +19,10 @@ from __future__ import annotations
 import copy
 import time
 
-from .. import training
-from .registry import MethodUnavailable, register
-from .torch_int4 import QuantizedTorchEncoder, footprint
+from bgeq_utils.core import vocab
+from bgeq_utils.methods import training
+from bgeq_utils.methods.registry import MethodUnavailable, register
+from bgeq_utils.methods.torch_int4 import QuantizedTorchEncoder, footprint
 
 DEFAULTS = dict(steps=20, lr=2e-6, batch_size=8, max_length=64, seed=0, loss="cosine")
 SCHEME = ("int8 weights per output channel (symmetric) + int8 activations per token (asymmetric, "
@@ -141,7 +142,7 @@ def int8_qat(reference, device="cpu", calibration=None, steps: int = DEFAULTS["s
                                     "param_bytes_by_dtype")})
     info["build_seconds"] = round(time.perf_counter() - t0, 2)
     del teacher
-    if device.startswith("cuda"):
+    if vocab.device_kind(device) == "cuda":
         torch.cuda.empty_cache()
     return QuantizedTorchEncoder(reference, student, device=device, serializer="torch", info=info,
                                  compute_precision="int8")

@@ -7,7 +7,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import vocab
+from bgeq_utils.core import vocab
 
 
 class UnknownMethodError(KeyError):
@@ -46,7 +46,7 @@ class MethodSpec:
         if kind not in self.devices:
             return f"{self.name} runs on {'/'.join(self.devices)} only; this run is on {kind}"
         if kind == "cuda":
-            from ..env import has_cuda
+            from bgeq_utils.core.env import has_cuda
             if not has_cuda():
                 return "no CUDA GPU visible on this machine"
         for mod in self.packages:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..encoders import Encoder, dir_bytes
-from .registry import register
+from bgeq_utils.methods.encoders import Encoder
+from bgeq_utils.methods.registry import register
 
 
 class SentenceTransformerEncoder(Encoder):

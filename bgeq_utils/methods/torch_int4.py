@@ -22,9 +22,9 @@ import copy
 import json
 from pathlib import Path
 
-from ..encoders import TorchEncoder, storage_tensors
-from ..encoders import storage_bytes as _storage_bytes
-from .registry import MethodUnavailable, register
+from bgeq_utils.methods.encoders import TorchEncoder, storage_tensors
+from bgeq_utils.methods.encoders import storage_bytes as _storage_bytes
+from bgeq_utils.methods.registry import MethodUnavailable, register
 
 GROUP_SIZES = (32, 64, 128, 256)
 
@@ -127,7 +127,8 @@ class QuantizedTorchEncoder(TorchEncoder):
         # optimum-quanto's tensors fail under torch.inference_mode ("Cannot set version_counter for
         # inference tensor"); no_grad computes the same thing.
         import torch
-        from ..encoders import pool_torch
+
+        from bgeq_utils.methods.encoders import pool_torch
         feats = {k: torch.from_numpy(v).to(self.device) for k, v in features.items()}
         with torch.no_grad():
             out = self.model(**feats)
@@ -209,7 +210,8 @@ def int4_torchao(reference, device="cpu", calibration=None, group_size: int = 32
     packing = config().intx_packing_format
     info = {"api": "torchao.quantization.quantize_(model, IntxWeightOnlyConfig(weight_dtype=torch.int4, "
                    f"granularity=PerGroup({group_size}), mapping_type=MappingType.{mapping.upper()}))",
-            "packing": str(getattr(packing, "value", packing)), "group_size": group_size, "mapping": mapping, "embeddings_quantized": embeddings, "bits_per_weight_nominal": 4,
+            "packing": str(getattr(packing, "value", packing)), "group_size": group_size, "mapping": mapping,
+            "embeddings_quantized": embeddings, "bits_per_weight_nominal": 4,
             "storage_note": "4-bit values stored one per int8 byte (unpacked_to_int8), plus an FP32 scale and an "
                             "int8 zero point per group; GEMM dequantizes to FP32",
             **fp}

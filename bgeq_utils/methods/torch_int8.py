@@ -29,8 +29,9 @@ import copy
 import warnings
 from pathlib import Path
 
-from ..encoders import FEATURES, TorchEncoder, pool_torch
-from .registry import MethodUnavailable, register
+from bgeq_utils.core import vocab
+from bgeq_utils.methods.encoders import FEATURES, TorchEncoder, pool_torch
+from bgeq_utils.methods.registry import MethodUnavailable, register
 
 DYNAMIC_APIS = ("auto", "torch.ao", "torchao")
 
@@ -116,7 +117,7 @@ def int8_dynamic_torch(reference, device="cpu", calibration=None, api: str = "au
                         "options are api ('auto', 'torch.ao', 'torchao'), per_channel (torch.ao), compile (torchao)")
     if api not in DYNAMIC_APIS:
         raise ValueError(f"int8-dynamic-torch: api={api!r} is not one of {DYNAMIC_APIS}")
-    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    kind = vocab.device_kind(device)
     has_torch_ao = hasattr(torch, "ao") and hasattr(torch.ao, "quantization") \
         and hasattr(torch.ao.quantization, "quantize_dynamic")
     chosen = api
@@ -340,7 +341,9 @@ def int8_static_torch(reference, device="cpu", calibration=None, compile: bool =
     try:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-            X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+            X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config,
+        )
     except ImportError as e:
         raise MethodUnavailable(f"PT2E static quantization needs torchao.quantization.pt2e ({e}); "
                                 "pip install torchao") from e

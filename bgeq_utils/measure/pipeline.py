@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bench, env, metrics, paths, results, vocab
-from . import methods as registry
-from .results import Result
+from bgeq_utils import methods as registry
+from bgeq_utils.core import env, paths, results, vocab
+from bgeq_utils.core.results import Result
+from bgeq_utils.measure import metrics, speed
+from bgeq_utils.measure.memory import MEMORY_BATCH, MEMORY_SEQ, measure_memory
 
 #: calibration texts of a method's registry default configuration
 DEFAULT_CALIBRATION = 64
@@ -39,8 +41,8 @@ class BenchConfig:
     baselines: bool = True         # time beside eager PyTorch FP32 and FP32 in the method's own runtime
     memory: bool = True            # memory in fresh processes
     memory_repeats: int = 2
-    memory_batch: int = bench.MEMORY_BATCH
-    memory_seq: int = bench.MEMORY_SEQ
+    memory_batch: int = MEMORY_BATCH
+    memory_seq: int = MEMORY_SEQ
     size: bool = True
 
     def __post_init__(self):
@@ -67,8 +69,8 @@ class BenchConfig:
         if self.max_repeats < self.min_repeats:
             raise ValueError(f"max_repeats={self.max_repeats} is below min_repeats={self.min_repeats}")
 
-    def budget(self) -> bench.Budget:
-        return bench.Budget(warmup=self.warmup, min_repeats=self.min_repeats, max_repeats=self.max_repeats,
+    def budget(self) -> speed.Budget:
+        return speed.Budget(warmup=self.warmup, min_repeats=self.min_repeats, max_repeats=self.max_repeats,
                             seconds=self.seconds, target=self.target)
 
     def settings(self) -> dict:
@@ -149,7 +151,7 @@ def calibration_id(calibration) -> int | str | None:
         return None
     if isinstance(calibration, int):
         return calibration
-    from . import data as data_mod
+    from bgeq_utils.inputs import data as data_mod
     texts = list(calibration)
     if texts == data_mod.calibration_texts(len(texts)):
         return len(texts)
@@ -229,8 +231,7 @@ def baselines_for(method: str, encoder, options: dict, reference, device: str) -
 
 # --- one method ---------------------------------------------------------------------------------
 def _compute_precision(encoder, spec) -> str:
-    return getattr(encoder, "compute_precision", None) or {
-        "int4": "fp32", "nf4": "fp32", "fp4": "fp32"}.get(spec.precision, spec.precision)
+    return getattr(encoder, "compute_precision", None) or vocab.compute_precision(spec.precision)
 
 
 def new_result(method: str, reference, evalset=None, *, run: str = "default", device: str = "cpu",
@@ -239,6 +240,8 @@ def new_result(method: str, reference, evalset=None, *, run: str = "default", de
     """The Result record a measurement will fill: identity, key and settings, nothing measured yet."""
     spec = registry.get(method)             # unknown names fail loudly: that is a typo, not a skip
     paths.check_run_name(run)
+    if "calibration" not in spec.needs:
+        calibration = None                  # texts a method does not use change none of its figures
     opts = spec.normalize_options(options)  # unknown options fail before any work
     cfg = bench_config or BenchConfig()
     settings = settings_of(reference, evalset, device, calibration, cfg, with_fidelity)
@@ -259,11 +262,13 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
 
     A method that cannot run here is recorded as ``skipped`` with the reason; one that breaks is recorded as
     ``failed`` with the error; neither stops the caller. Unknown methods and options are errors."""
-    from . import data as data_mod
+    from bgeq_utils.inputs import data as data_mod
 
     spec = registry.get(method)
     device = env.check_device(device)
     cfg = bench_config or BenchConfig()
+    if "calibration" not in spec.needs:
+        calibration = None
     res = new_result(method, reference, evalset, run=run, device=device, calibration=calibration,
                      options=options, label=label, bench_config=cfg, with_fidelity=reference_emb is not None)
     if calibration is not None:
@@ -296,17 +301,17 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
                 pass
         t0 = time.perf_counter()
         base = baselines_for(method, encoder, res.options, reference, device) if cfg.baselines else {}
-        rows = bench.speed_grid(encoder, base, cfg.batch_sizes, cfg.seq_lens, budget=cfg.budget(),
+        rows = speed.speed_grid(encoder, base, cfg.batch_sizes, cfg.seq_lens, budget=cfg.budget(),
                                 config=reference.model.config, progress=progress)
-        res.ceiling = bench.gemm_ceiling(_compute_precision(encoder, spec), device)
-        res.speed = bench.add_ceiling_share(rows, res.ceiling)
+        res.ceiling = speed.gemm_ceiling(_compute_precision(encoder, spec), device)
+        res.speed = speed.add_ceiling_share(rows, res.ceiling)
         res.timings["bench_s"] = time.perf_counter() - t0
         if cfg.memory:
             if not keep_encoder:
                 encoder.close()
                 encoder = None
                 gc.collect()
-            res.memory = bench.measure_memory(method, reference.spec(), device, res.options, calibration,
+            res.memory = measure_memory(method, reference.spec(), device, res.options, calibration,
                                               cfg.memory_batch, cfg.memory_seq, repeats=cfg.memory_repeats)
     except registry.MethodUnavailable as e:
         res.status, res.reason = "skipped", str(e)
@@ -364,11 +369,47 @@ class Study:
     config: BenchConfig
     device: str
     run: str
+    requested_device: str = ""
+
+    @property
+    def devices(self) -> list[str]:
+        """The devices a notebook covers: 'auto' means the CPU and CUDA (recorded as skipped where there is no
+        GPU, so a report says so), any other request that device alone."""
+        return ["cpu", "cuda"] if self.requested_device == "auto" else [self.device]
 
     def check(self, *configurations) -> None:
         """Method names and options a notebook will measure, checked before any work: an unknown method or
         option is an error naming the known ones. Each item: a name, or (name, options)."""
         check_methods(configurations)
+
+    def measure_all(self, configurations, calibration=None, device: str | None = None,
+                    config: BenchConfig | None = None) -> list[Result]:
+        """Each configuration (a name, (name, options) or {"method", "options"}) measured or reused; a method
+        this installation does not register is left out with a message."""
+        out = []
+        for name, options in _configurations(configurations):
+            if name not in registry.names():
+                print(f"{name}: not registered here, left out")
+                continue
+            out.append(self.measure(name, options=options, calibration=calibration, device=device, config=config))
+        return out
+
+    def sweep(self, method: str, grid: dict | None = None, fixed: dict | None = None, calibrations=(None,),
+              device: str | None = None, variant_config: BenchConfig | None = None) -> list[Result]:
+        """Every combination of the options in ``grid`` (name -> list of values, with ``fixed`` ones added) and
+        of ``calibrations``: the method's default configuration measured with the study's configuration, every
+        variant with ``variant_config`` (by default the same without memory: variants are detail)."""
+        import itertools
+        variant_config = variant_config or dataclasses.replace(self.config, memory=False)
+        grid = grid or {}
+        out = []
+        for values in itertools.product(*grid.values()):
+            options = {**dict(zip(grid, values)), **(fixed or {})}
+            for cal in calibrations:
+                default = variant_label(method, options, cal) == method
+                out.append(self.measure(method, options=options, calibration=cal, device=device,
+                                        config=self.config if default else variant_config))
+        return out
 
     def measure(self, method: str, options: dict | None = None, calibration=None, device: str | None = None,
                 config: BenchConfig | None = None, label: str | None = None, reuse: bool = True) -> Result:
@@ -380,9 +421,8 @@ class Study:
                  reference_emb=self.reference_emb, **kw)
 
 
-def check_methods(configurations) -> None:
-    """Each item a method name or (name, options) or {"method": name, "options": {...}}: unknown names and
-    options fail here, before any work."""
+def _configurations(configurations):
+    """(name, options) of each item: a method name, (name, options) or {"method": name, "options": {...}}."""
     for item in configurations:
         if isinstance(item, dict):
             name, options = item.get("method"), item.get("options") or {}
@@ -392,7 +432,40 @@ def check_methods(configurations) -> None:
             name, options = item, {}
         if not isinstance(options, dict):
             raise ValueError(f"options of {name!r} must be a mapping of option names to values, not {options!r}")
+        yield name, dict(options)
+
+
+def check_methods(configurations) -> None:
+    """Unknown method names and options fail here, before any work (items as for Study.measure_all)."""
+    for name, options in _configurations(configurations):
         registry.get(name).normalize_options(options)
+
+
+def check_numbers(name: str, values, minimum: float = 0.0, whole: bool = False) -> list:
+    """A notebook parameter holding a number or a list of numbers, each at least ``minimum`` (whole numbers
+    when ``whole``); the error names the parameter."""
+    listed = values if isinstance(values, (list, tuple)) else [values]
+    kinds = int if whole else (int, float)
+    if not listed or any(isinstance(v, bool) or not isinstance(v, kinds) or v < minimum for v in listed):
+        what = f"{'whole ' if whole else ''}number{'s' if isinstance(values, (list, tuple)) else ''} >= {minimum:g}"
+        raise ValueError(f"{name}={values!r}: use {what}")
+    return list(listed)
+
+
+def check_counts(name: str, values) -> list[int]:
+    """A count or a list of counts (texts, steps): positive whole numbers."""
+    return check_numbers(name, values, 1, whole=True)
+
+
+def check_choices(name: str, values, allowed) -> list:
+    """A notebook parameter that lists choices: each must be one of ``allowed`` (any letter case); returns them
+    spelled as ``allowed`` spells them. The error names the parameter and the choices."""
+    canon = {str(a).lower(): a for a in allowed}
+    values = [values] if isinstance(values, (str, bool, int, float)) else list(values or [])
+    bad = [v for v in values if str(v).lower() not in canon]
+    if bad or not values:
+        raise ValueError(f"{name}={values!r}: use one or more of {list(allowed)}")
+    return [canon[str(v).lower()] for v in values]
 
 
 def study(model: str = "default", weights: str = "pretrained", dataset: str = "lee", device: str = "auto",
@@ -400,19 +473,21 @@ def study(model: str = "default", weights: str = "pretrained", dataset: str = "l
           config: BenchConfig | None = None, output_dir: str = "") -> Study:
     """Load the reference and the data, and the FP32 embeddings of the data (saved once per run)."""
     import os
-    from . import data as data_mod, models
+
+    from bgeq_utils.inputs import data as data_mod
+    from bgeq_utils.inputs import models
     if output_dir:
         os.environ["BGEQ_OUTPUTS"] = output_dir
     paths.check_run_name(run)
-    device = env.check_device(device)
+    env.check_device(device)
     reference = models.load_reference(model, weights=weights, device="cpu")
     evalset = data_mod.load_evalset(dataset, max_docs=max_docs, max_queries=max_queries)
     return Study(reference, evalset, reference_embeddings(reference, evalset, run=run), config or BenchConfig(),
-                 device, run)
+                 env.check_device(device), run, requested_device=str(device).strip().lower())
 
 
 def side_by_side(study: Study, configurations: list, device: str | None = None,
-                 batch_sizes=None, seq_lens=None, budget: bench.Budget | None = None):
+                 batch_sizes=None, seq_lens=None, budget: speed.Budget | None = None):
     """Speed of several configurations timed in one window (A B C, B C A, ...), as speed-ups over the
     first: ``configurations`` is a list of method names or (method, options) pairs. Use it for a claim that
     compares two methods directly (e.g. LLM.int8() against FP16): each method's own Result holds its
@@ -421,7 +496,9 @@ def side_by_side(study: Study, configurations: list, device: str | None = None,
     Returns a table: batch, length, configuration, tokens/s with its interval, speed-up over the first with
     its interval (median of per-round ratios). A configuration that cannot run here is left out, with why."""
     import pandas as pd
-    from . import data as data_mod, uncertainty
+
+    from bgeq_utils.core import uncertainty
+    from bgeq_utils.inputs import data as data_mod
 
     device = env.check_device(device or study.device)
     cfg = study.config
@@ -445,16 +522,17 @@ def side_by_side(study: Study, configurations: list, device: str | None = None,
                 for b in (batch_sizes or cfg.batch_sizes):
                     enc0 = encoders[first]
                     L_eff = min(L, enc0.max_seq_length)
-                    feats = bench._inputs(enc0, b, L_eff, texts)
+                    feats = speed._inputs(enc0, b, L_eff, texts)
                     calls = {k: (lambda e: (lambda: e.embed_features(feats)))(e) for k, e in encoders.items()}
-                    times = bench.interleaved(calls, budget)
+                    times = speed.interleaved(calls, budget)
                     for k in encoders:
                         t = uncertainty.median(times[k])
                         ratio = uncertainty.paired_ratio(times[first], times[k])
                         rows.append({"batch": b, "seq": L_eff, "configuration": k,
                                      "tok/s": uncertainty.Estimate(b * L_eff / t.value,
                                                                    b * L_eff / t.high if t.has_interval else None,
-                                                                   b * L_eff / t.low if t.has_interval else None).fmt(0),
+                                                                   b * L_eff / t.low if t.has_interval else None
+                                                                   ).fmt(0),
                                      f"x {first}": ratio.fmt(2) if k != first else "1.00",
                                      "repeats": len(times[k])})
     finally:

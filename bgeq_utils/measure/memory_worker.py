@@ -2,9 +2,10 @@
 
 The baseline is a process that has imported the method's own libraries (MethodSpec.imports: OpenVINO,
 bitsandbytes, torchao ... cost memory to import, and that is not the model's memory) and has loaded and
-released the FP32 reference once, so allocator leftovers of a freed reference count for no method. The peak during inference is read after
-resetting the high-water mark (/proc/self/clear_refs), so building does not count; the resident size
-(model_rss_bytes, over the post-import baseline) is read after inference, once mapped weights are paged in.
+released the FP32 reference once, so allocator leftovers of a freed reference count for no method. The peak
+during inference is read after resetting the high-water mark (/proc/self/clear_refs), so building does not
+count; the resident size (model_rss_bytes, over the post-import baseline) is read after inference, once mapped
+weights are paged in.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import ctypes
 import gc
 import json
 import sys
+
+from bgeq_utils.core import vocab
 
 
 def _status_kb(field: str) -> int:
@@ -45,7 +48,9 @@ def main(argv):
     import warnings
 
     import torch  # noqa: F401  (imports count in the baseline, not in the model)
-    from bgeq_utils import data, methods, models
+
+    from bgeq_utils import methods
+    from bgeq_utils.inputs import data, models
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for mod in args.get("imports", []):
@@ -72,7 +77,7 @@ def main(argv):
     _trim()
     build_peak = _status_kb("VmHWM")
     resident = _status_kb("VmRSS")
-    cuda = device.startswith("cuda")
+    cuda = vocab.device_kind(device) == "cuda"
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

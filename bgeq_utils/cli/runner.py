@@ -1,7 +1,7 @@
 """Execute the notebooks headlessly with papermill for a parameter profile (params/<profile>.yaml).
 
 Writes executed notebooks and an HTML rendering of each under outputs/<run>/notebooks/, next to the
-Result files the notebooks save. ``python -m bgeq_utils.runner --profile default``.
+Result files the notebooks save. ``python -m bgeq_utils.cli.runner --profile default``.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from . import paths
+from bgeq_utils.core import paths
 
 
 class ProfileError(ValueError):

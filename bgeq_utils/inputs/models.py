@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths
+from bgeq_utils.core import paths
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ALIASES = {"default", "all-minilm-l6-v2", DEFAULT_MODEL.lower()}
@@ -125,7 +125,8 @@ def resolve_folder(model: str) -> tuple[str, Path]:
         return str(model), p.resolve()
     if p.exists() or str(model).startswith((".", "/", "~")):
         raise ModelNotFoundError(f"{model!r} is a path but not a model folder (no config.json in it). "
-                                 "Point to a folder saved by sentence-transformers or transformers, or use model='default'.")
+                                 "Point to a folder saved by sentence-transformers or transformers, or use "
+                                 "model='default'.")
     if "/" not in str(model):
         raise ModelNotFoundError(
             f"unknown model {model!r}: not a local folder and not a hub id of the form 'org/name'. "

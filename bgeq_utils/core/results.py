@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import paths
+from bgeq_utils.core import paths
 
 SCHEMA_VERSION = 2
 STATUSES = ("ok", "skipped", "failed")

@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 from importlib import metadata
 
-from . import vocab
+from bgeq_utils.core import vocab
 
 PACKAGES = (
     "torch", "transformers", "sentence-transformers", "onnxruntime", "onnx", "bitsandbytes",
@@ -51,7 +51,7 @@ def resolve_device(device: str = "auto") -> str:
     device = (device or "auto").lower()
     if device == "auto":
         return "cuda" if has_cuda() else "cpu"
-    if device.startswith("cuda") and not has_cuda():
+    if vocab.device_kind(device) == "cuda" and not has_cuda():
         raise RuntimeError("device='cuda' was requested but no CUDA GPU is visible; use device='cpu' or 'auto'")
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
@@ -94,7 +94,7 @@ def describe(device: str = "cpu") -> dict:
     try:
         import torch
         info["torch_threads"] = torch.get_num_threads()
-        if device.startswith("cuda") and torch.cuda.is_available():
+        if vocab.device_kind(device) == "cuda" and torch.cuda.is_available():
             p = torch.cuda.get_device_properties(0)
             info["gpu_name"] = p.name
             info["gpu_memory_bytes"] = int(p.total_memory)

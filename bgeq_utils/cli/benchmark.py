@@ -13,8 +13,11 @@ import time
 
 import pandas as pd
 
-from . import data, env, methods, models, pipeline
-from .compare import measure, tables
+from bgeq_utils import methods
+from bgeq_utils.compare import measure, tables
+from bgeq_utils.core import env
+from bgeq_utils.inputs import data, models
+from bgeq_utils.measure import pipeline
 
 DEFAULT_METHODS = ["fp32", "fp32-st", "fp32-onnx", "fp32-openvino", "fp32-inductor", "bf16", "fp16",
                    "int8-dynamic-torch", "int8-static-torch", "int8-dynamic-onnx", "int8-static-onnx",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths
+from bgeq_utils.core import paths
 
 BEIR_NAMES = ("scifact", "nfcorpus", "arguana", "fiqa", "scidocs", "trec-covid", "quora", "nq", "hotpotqa",
               "msmarco", "dbpedia-entity", "fever", "climate-fever", "webis-touche2020", "cqadupstack")
@@ -100,7 +100,8 @@ def _read_jsonl(path: Path, what: str) -> dict[str, str]:
     """id -> text (title + " " + text) of a BEIR jsonl file; every malformed line is an error naming it."""
     out, first_line = {}, {}
     if not path.is_file():
-        raise DatasetFormatError(f"{path} is missing: a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+        raise DatasetFormatError(f"{path} is missing: a BEIR folder needs corpus.jsonl, queries.jsonl and "
+                                 "qrels/<split>.tsv")
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             try:
@@ -275,7 +276,8 @@ def load_evalset(dataset: str = "lee", max_docs: int | None = None, max_queries:
 
 def calibration_texts(n: int | None = None, seed: int = 0) -> list[str]:
     """Unlabelled news text from lee_background.cor: disjoint from the evaluation documents."""
-    lines = [line.strip() for line in (_gensim_test_data() / "lee_background.cor").read_text(encoding="latin-1").splitlines()
+    text = (_gensim_test_data() / "lee_background.cor").read_text(encoding="latin-1")
+    lines = [line.strip() for line in text.splitlines()
              if line.strip()]
     rng = random.Random(seed)
     rng.shuffle(lines)
@@ -285,6 +287,15 @@ def calibration_texts(n: int | None = None, seed: int = 0) -> list[str]:
         rng.shuffle(pieces)
         lines = lines + pieces
     return lines[:n] if n is not None else lines
+
+
+def check_calibration(evalset: EvalSet, n: int) -> None:
+    """The first ``n`` calibration texts share none with the evaluation texts: a method calibrated on what it
+    is scored on would look better than it is."""
+    shared = set(calibration_texts(n)) & (set(evalset.corpus.values()) | set(evalset.queries.values()))
+    if shared:
+        raise ValueError(f"{len(shared)} calibration texts are also evaluation texts of {evalset.name!r}; "
+                         "calibrate on other texts")
 
 
 def benchmark_texts(n: int = 64) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import paths, vocab
+from bgeq_utils.core import paths, vocab
 
 PALETTE = "colorblind"
 
@@ -78,8 +78,9 @@ def speed_ratios(m, labels=None, env_label: str = "", ax=None):
     if t.empty:
         return None
     t = t.reset_index(drop=True)
+    names = t["label"] + " (" + t["device"] + ")"
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 0.42 * len(t) + 1.6))
+        _, ax = plt.subplots(figsize=(6 + 0.075 * names.str.len().max(), 0.42 * len(t) + 1.6))
     y = np.arange(len(t))
     ax.errorbar(t["speed_vs_eager"], y - 0.12, xerr=_err(t, "speed_vs_eager"), fmt="o", capsize=3,
                 label="x eager PyTorch FP32")
@@ -88,7 +89,7 @@ def speed_ratios(m, labels=None, env_label: str = "", ax=None):
                     label="x FP32 in the same runtime")
     ax.axvline(1.0, color="0.5", lw=0.8)
     log_ratio_axis(ax)
-    ax.set_yticks(y, t["label"] + " (" + t["device"] + ")")
+    ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlabel(f"speed-up at batch {m.batch_size} x {m.seq_len} tokens (log; 95% intervals)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -101,7 +102,8 @@ def quality_vs_speed(m, group: str, env_label: str = "", ax=None):
     the speed-up over eager FP32 (log), both with 95% intervals. Labelled: each method's default
     configuration on the Pareto frontier (no other method both faster and better); others unlabelled."""
     import matplotlib.pyplot as plt
-    from .compare.measured import default_rows
+
+    from bgeq_utils.compare.measured import default_rows
     t = m.table
     if t.empty:
         return None
@@ -171,7 +173,8 @@ def size_memory_bars(m, env_label: str = ""):
     """Size on disk and inference memory (with its range over fresh processes) of each method's default
     configuration, one row of panels per group."""
     import matplotlib.pyplot as plt
-    from .compare.measured import default_rows
+
+    from bgeq_utils.compare.measured import default_rows
     t = default_rows(m, ok_only=True)
     cols = [c for c in ("disk_mb", "memory_mb") if c in t and t[c].notna().any()]
     if t.empty or not cols:
@@ -236,3 +239,138 @@ def fidelity_distributions(results, env_label: str = "", ax=None, floor: float =
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     env_caption(ax, [env_label])
     return ax
+
+
+# --- the notebooks' own figures (one call each) ------------------------------------------------------
+def finish(fig_or_ax, run: str, name: str, title: str | None = None):
+    """Title, save under outputs/<run>/figures/<name>.png and show a figure; nothing when there is none."""
+    import matplotlib.pyplot as plt
+    if fig_or_ax is None:
+        return None
+    fig = getattr(fig_or_ax, "figure", fig_or_ax)
+    if title:
+        (fig_or_ax.set_title if hasattr(fig_or_ax, "set_title") else fig.suptitle)(title)
+    path = savefig(fig, run, name)
+    plt.show()
+    return path
+
+
+def calibration_curves(sweep_df, env_label: str = ""):
+    """Fidelity and headline quality loss against the number of calibration texts, per calibration method."""
+    import matplotlib.pyplot as plt
+    if sweep_df is None or sweep_df.empty:
+        return None
+    panels = [c for c in ("cos_mean", "quality_loss_pct") if c in sweep_df and sweep_df[c].notna().any()]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    sizes = sorted(set(sweep_df["calibration texts"]))
+    for ax, col in zip(axes[0], panels):
+        for cm, sub in sweep_df.groupby("calibration method"):
+            sub = sub.sort_values("calibration texts")
+            ax.errorbar(sub["calibration texts"], sub[col], yerr=_err(sub, col), capsize=3, marker="o", label=cm)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        fid = col == "cos_mean"
+        ax.set(title=("fidelity to FP32" if fid else "headline quality loss, %") + " vs calibration size",
+               ylabel="mean cosine to FP32 (95% CI)" if fid else "% of FP32 (95% CI)", xlabel="calibration texts")
+        ax.legend(fontsize=8)
+    env_caption(axes[0][0], [env_label])
+    return fig
+
+
+def training_curve(result, env_label: str = ""):
+    """The distillation loss per step of a quantization-aware training run, with a running mean."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+    from matplotlib.ticker import MaxNLocator
+    curve = pd.DataFrame((result.extra or {}).get("curve") or [])
+    if result.status != "ok" or curve.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    curve["running mean"] = curve["loss"].rolling(max(1, len(curve) // 5), min_periods=1).mean()
+    sns.lineplot(curve, x="step", y="loss", ax=ax, alpha=0.4, label="loss per batch")
+    sns.lineplot(curve, x="step", y="running mean", ax=ax, label="running mean")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    o = result.options or {}
+    ax.set(title=f"{result.label}: distillation loss ({result.settings.get('calibration')} texts)",
+           xlabel="step", ylabel=f"{o.get('loss', 'cosine')} loss")
+    env_caption(ax, [env_label])
+    return fig
+
+
+def outlier_shares(shares, thresholds=(), env_label: str = ""):
+    """% of Linear input columns LLM.int8() would send to 16 bits, by threshold and kind of layer."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    if shares is None or shares.empty:
+        return None
+    df = shares.groupby(["layer kind", "threshold"], as_index=False)["share"].mean()
+    df["% of columns in FP16"] = 100 * df["share"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    sns.lineplot(df, x="threshold", y="% of columns in FP16", hue="layer kind", marker="o", ax=ax)
+    for t in thresholds:
+        if t > 0:
+            ax.axvline(t, color="0.5", ls=":", lw=1)
+    ax.set(title="LLM.int8(): input columns sent to FP16, by threshold (FP32 activations)",
+           xlabel="llm_int8_threshold")
+    env_caption(ax, [env_label])
+    return fig
+
+
+def bits_and_fidelity(pts, fp32=None, env_label: str = ""):
+    """Fidelity (and nDCG@10) against measured bits per parameter, and fidelity against block size, per
+    4-bit method (``pts``: analysis.storage.points)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    if pts is None or pts.empty:
+        return None
+    order = list(dict.fromkeys(pts["method"]))
+    palette = dict(zip(order, sns.color_palette(PALETTE, len(order))))
+    style = dict(hue="method", style="method", hue_order=order, style_order=order, palette=palette)
+    has_q = pts["ndcg@10"].notna().any()
+    fig, axes = plt.subplots(1, 3 if has_q else 2, figsize=(15 if has_q else 10, 4))
+    sns.scatterplot(pts, x="bits/param", y="cos mean", s=70, ax=axes[0], **style)
+    axes[0].set(title="fidelity vs measured size", xlabel="measured bits per parameter (whole model)",
+                ylabel="mean cosine to FP32")
+    if fp32 is not None and fp32.size.get("param_bytes"):
+        axes[0].axvline(8 * fp32.size["param_bytes"] / fp32.model["parameters"], color="0.6", ls=":")
+    if has_q:
+        sns.scatterplot(pts, x="bits/param", y="ndcg@10", s=70, ax=axes[1], legend=False, **style)
+        if fp32 is not None and (fp32.quality or {}).get("ndcg@10") is not None:
+            axes[1].axhline(fp32.quality["ndcg@10"], color="0.6", ls=":")
+        axes[1].set(title="quality vs measured size (dotted: FP32)", xlabel="measured bits per parameter (whole model)")
+    sweep = pts.dropna(subset=["block size"])
+    sns.lineplot(sweep, x="block size", y="cos mean", markers=True, dashes=False, ax=axes[-1], legend=False, **style)
+    axes[-1].set(title="fidelity vs block / group size", ylabel="mean cosine to FP32")
+    if not sweep.empty:
+        axes[-1].set_xscale("log", base=2)
+        axes[-1].set_xticks(sorted(sweep["block size"].unique()))
+        axes[-1].xaxis.set_major_formatter(ScalarFormatter())
+        axes[-1].xaxis.set_minor_formatter(NullFormatter())
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1.1), ncol=min(len(labels), 4), fontsize=8)
+    env_caption(axes[0], [env_label])
+    return fig
+
+
+def overflow_by_layer(table, env_label: str = ""):
+    """Largest |activation| per layer and site of the FP32 model against FP16's range (log scale)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from bgeq_utils.analysis.overflow import FP16_MAX
+    layers = table[table["layer"] >= 0]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    sns.lineplot(layers, x="layer", y="max_abs", hue="site", marker="o", ax=ax)
+    ax.axhline(FP16_MAX, color="crimson", ls="--", lw=1)
+    ax.text(0, FP16_MAX * 1.15, "FP16 max 65504", color="crimson", fontsize=8)
+    ax.set_yscale("log")
+    ax.set(title="Largest |activation| per layer (FP32 model) against FP16's range", xlabel="encoder layer",
+           ylabel="max |x| (log)")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left", title="site")
+    env_caption(ax, [env_label])
+    return fig

@@ -5,6 +5,11 @@ from __future__ import annotations
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4", "nf4", "fp4")
 FOUR_BIT = ("int4", "nf4", "fp4")
 NOMINAL_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8, "int4": 4, "nf4": 4, "fp4": 4}
+
+
+def compute_precision(precision: str) -> str:
+    """The arithmetic a precision's matrix products run in: 4-bit weights are dequantized to floating point."""
+    return "fp32" if precision in FOUR_BIT else precision
 #: what a method may need besides packages
 CAPABILITIES = ("calibration", "training")
 DEVICE_KINDS = ("cpu", "cuda")

@@ -1,14 +1,14 @@
 """Refresh the outputs of the committed notebooks (what nbval compares).
 
-``python -m bgeq_utils.refresh [prefix ...]`` re-executes them in place with their default parameters
-(set BGEQ_OUTPUTS to keep the run's files away from outputs/); ``python -m bgeq_utils.refresh
+``python -m bgeq_utils.cli.refresh [prefix ...]`` re-executes them in place with their default parameters
+(set BGEQ_OUTPUTS to keep the run's files away from outputs/); ``python -m bgeq_utils.cli.refresh
 --from-run default`` adopts the executed notebooks of a ``make run`` instead of executing again."""
 from __future__ import annotations
 
 import sys
 import time
 
-from . import paths
+from bgeq_utils.core import paths
 
 
 def _portable(text: str) -> str:

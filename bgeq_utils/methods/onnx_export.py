@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import paths
+from bgeq_utils.core import paths
 
 CACHE_FORMAT = 1
 MANIFEST = "bgeq_cache.json"
@@ -61,7 +61,7 @@ def model_fingerprint(folder: str | Path) -> dict:
 
 
 def _versions(*names: str) -> dict:
-    from .env import package_versions
+    from bgeq_utils.core.env import package_versions
     return package_versions(names)
 
 
@@ -299,7 +299,7 @@ def check_export(model_path: str | Path, reference, torch_model=None) -> float:
     import onnxruntime as ort
     import torch
 
-    from .encoders import pool_numpy
+    from bgeq_utils.methods.encoders import pool_numpy
     torch_model = torch_model or reference.model
     dev = next(torch_model.parameters()).device
     so = ort.SessionOptions()

@@ -272,7 +272,7 @@ def ratio_of(a: Estimate, b: Estimate, how: str | None = None) -> Estimate:
         lo, hi = a.low / b.high, a.high / b.low
     else:
         lo = hi = None
-    return Estimate(value, lo, hi, None, how or f"ratio; interval from the two intervals' extremes")
+    return Estimate(value, lo, hi, None, how or "ratio; interval from the two intervals' extremes")
 
 
 def difference(a: Estimate, b: Estimate) -> Estimate:

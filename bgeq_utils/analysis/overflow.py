@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 FP16_MAX = 65504.0
-BF16_MAX = 3.3895313892515355e38
 
 # (path inside one encoder layer, "in" = the module's first input / "out" = its output, site label)
 LAYER_SITES = (
@@ -230,3 +229,38 @@ def check_fp16_overflow(model, tokenizer, texts, half_model=None, batch_size: in
     if half_model is not None:
         outputs = model_outputs_nonfinite(half_model, tokenizer, texts, batch_size=batch_size, max_length=max_length)
     return table, verdict(table, outputs, risk_factor=risk_factor)
+
+
+def study_check(reference, evalset, n_texts: int | None = 16, risk_factor: float = 10.0, device: str = "cpu"):
+    """The check as notebook 02 runs it: the longest ``n_texts`` documents of the data, FP32 activations on the
+    CPU, the FP16 model's outputs on ``device``. Returns (site table, verdict, a record for the FP16 Result)."""
+    import copy
+    texts = sorted(evalset.corpus.values(), key=len, reverse=True)
+    texts = texts[:n_texts] if n_texts else texts
+    half = copy.deepcopy(reference.model).half().to(device)
+    table, text = check_fp16_overflow(reference.model, reference.tokenizer, texts, half_model=half,
+                                      risk_factor=risk_factor, max_length=reference.max_seq_length)
+    del half
+    worst = table.sort_values("max_abs", ascending=False).iloc[0]
+    record = {"verdict": text, "texts": len(texts), "max_abs": float(worst["max_abs"]),
+              "max_site": f"layer {int(worst['layer'])} {worst['site']}", "fp16_max": FP16_MAX,
+              "overflowing_sites": int(table["overflows_fp16"].sum()), "outputs_checked_on": device}
+    return table, text, record
+
+
+def attach(record: dict, results) -> list:
+    """Store the check with every FP16 Result (``extra.fp16_overflow``) so the comparison can cite it."""
+    from bgeq_utils.core import results as results_mod
+    out = []
+    for r in results:
+        if r.method == "fp16" and r.status == "ok":
+            r.extra["fp16_overflow"] = record
+            out.append(results_mod.save(r))
+    return out
+
+
+def by_layer(table: pd.DataFrame) -> pd.DataFrame:
+    """Largest |activation| per encoder layer (rows) and site (columns, in forward order)."""
+    layers = table[table["layer"] >= 0]
+    pivot = layers.pivot(index="layer", columns="site", values="max_abs")
+    return pivot[[s for s in SITE_ORDER if s in pivot.columns]]

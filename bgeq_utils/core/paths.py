@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 PARAMS = ROOT / "params"
 CLAIMS = ROOT / "bgeq_utils" / "compare" / "claims.yaml"

@@ -1,26 +1,22 @@
-"""Speed and memory, measured side by side and with their uncertainty.
+"""Speed, measured side by side and with its uncertainty.
 
-Speed: each method is timed in one window with its baselines (eager PyTorch FP32 and FP32 in its own
-runtime), alternating call by call, warm-up first; medians with 95% intervals, and each speed-up as the
-median of per-round ratios with its interval. A time budget per cell, not a fixed count of repeats.
-Inputs are padded to exactly the sequence length, so tokens/s is exact. Throughput is also read as a
-share of a same-precision GEMM ceiling measured here, the best of several libraries.
-Memory: fresh processes per method (see memory_worker.py), one definition.
+Each method is timed in one window with its baselines (eager PyTorch FP32 and FP32 in its own runtime),
+alternating call by call, warm-up first; medians with 95% intervals, and each speed-up as the median of
+per-round ratios with its interval. A time budget per cell, not a fixed count of repeats. Inputs are
+padded to exactly the sequence length, so tokens/s is exact. Throughput is also read as a share of a
+same-precision GEMM ceiling measured here, the best of several libraries.
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from . import data as data_mod, uncertainty as stats
+from bgeq_utils.core import uncertainty as stats
+from bgeq_utils.core import vocab
+from bgeq_utils.inputs import data as data_mod
 
 
 # --- model arithmetic ---------------------------------------------------------------------------
@@ -194,7 +190,6 @@ def _numpy_gemm(n: int) -> float | None:
 
 def _ort_gemm(dtype_name: str, n: int) -> float | None:
     try:
-        import onnx
         import onnxruntime as ort
         from onnx import TensorProto, helper
     except ImportError:
@@ -228,10 +223,10 @@ def _ort_gemm(dtype_name: str, n: int) -> float | None:
 @lru_cache(maxsize=None)
 def gemm_ceiling(precision: str = "fp32", device: str = "cpu", n: int | None = None) -> dict:
     """Best measured GFLOP/s (or GOP/s for int8) of a square GEMM, over the libraries available."""
-    precision = {"int4": "fp32", "nf4": "fp32", "fp4": "fp32"}.get(precision, precision)
-    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    precision = vocab.compute_precision(precision)
+    kind = vocab.device_kind(device)
     n = n or (8192 if kind == "cuda" else 2048)
-    found = {f"torch": _torch_gemm(precision, device, n)}
+    found = {"torch": _torch_gemm(precision, device, n)}
     if kind == "cpu":
         if precision == "fp32":
             found["numpy"] = _numpy_gemm(n)
@@ -253,51 +248,3 @@ def add_ceiling_share(rows: list[dict], ceiling: dict) -> list[dict]:
             r["share_of_ceiling"] = min(share, 1.0)
             r["share_capped"] = share > 1.0
     return rows
-
-
-# --- memory in fresh processes ------------------------------------------------------------------
-#: the one memory definition: batch 32 x 128 tokens
-MEMORY_BATCH, MEMORY_SEQ = 32, 128
-
-
-def measure_memory(method: str, reference_spec: dict, device: str = "cpu", options: dict | None = None,
-                   calibration: int | list[str] | None = None, batch_size: int = MEMORY_BATCH,
-                   seq_len: int = MEMORY_SEQ, repeats: int = 2, timeout: float = 1800) -> dict:
-    """Memory of a method, each time in a new Python process that first imports the method's libraries.
-
-    ``peak``: peak RSS while embedding one batch (``batch_size`` x ``seq_len`` tokens) over the process's
-    baseline (the same libraries imported, the reference loaded and released once); on CUDA the peak
-    allocated. ``resident``: resident memory after loading, over the same baseline (the weights). Each is
-    the median of ``repeats`` processes with their range as its interval."""
-    from .methods import get
-    spec = get(method)
-    args = {"method": method, "reference": reference_spec, "device": device, "options": options or {},
-            "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports)}
-    tmp = None
-    if isinstance(calibration, list):
-        fd, tmp = tempfile.mkstemp(suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(calibration, f)
-        args["calibration_file"] = tmp
-    else:
-        args["calibration_n"] = calibration
-    runs = []
-    try:
-        for _ in range(max(1, repeats)):
-            proc = subprocess.run([sys.executable, "-m", "bgeq_utils.memory_worker", json.dumps(args)],
-                                  capture_output=True, text=True, timeout=timeout)
-            lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-            if proc.returncode != 0 or not lines:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-                raise RuntimeError(f"memory worker for {method} failed (exit {proc.returncode}): {' | '.join(tail)}")
-            runs.append(json.loads(lines[-1]))
-    finally:
-        if tmp:
-            os.unlink(tmp)
-    cuda = str(device).startswith("cuda")
-    peak = [r["peak_cuda_bytes"] if cuda else r["peak_over_baseline_bytes"] for r in runs]
-    resident = [r["cuda_model_bytes"] if cuda else r["resident_over_baseline_bytes"] for r in runs]
-    what = "peak CUDA memory allocated" if cuda else "peak RSS over the baseline process"
-    return {"peak": stats.spread(peak).to_dict() | {"what": f"{what}, batch {batch_size} x {seq_len} tokens"},
-            "resident": stats.spread(resident).to_dict() | {"what": "resident after loading, over the baseline"},
-            "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports), "processes": runs}

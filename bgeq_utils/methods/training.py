@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .encoders import FEATURES, pool_torch
+from bgeq_utils.methods.encoders import FEATURES, pool_torch
 
 LOSSES = ("cosine", "mse")
 

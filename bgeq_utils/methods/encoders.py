@@ -5,13 +5,14 @@ only has to turn token ids into hidden states; metrics and benchmarks see nothin
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
+
+from bgeq_utils.core import vocab
 
 FEATURES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -132,7 +133,7 @@ class TorchEncoder(Encoder):
         feats = {k: torch.from_numpy(v).to(self.device) for k, v in features.items()}
         with torch.inference_mode():
             if self.autocast_dtype is not None:
-                dev = "cuda" if str(self.device).startswith("cuda") else "cpu"
+                dev = vocab.device_kind(self.device)
                 with torch.autocast(dev, dtype=self.autocast_dtype):
                     out = self.model(**feats)
             else:

@@ -1,0 +1,1 @@
+"""Entry points: the notebook runner, the notebook refresher, the speed suite."""

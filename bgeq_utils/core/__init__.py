@@ -1,0 +1,1 @@
+"""The records and vocabulary every stage shares: paths, environment, Result files, intervals."""

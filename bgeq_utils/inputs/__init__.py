@@ -1,0 +1,1 @@
+"""What is measured against: the FP32 reference model and the evaluation data."""

@@ -1,0 +1,62 @@
+"""Memory, one definition, measured in fresh processes (see memory_worker.py).
+
+Peak RSS while embedding one batch over a baseline process that imported the method's libraries and loaded
+and released the reference once (CUDA: peak allocated); resident after loading over the same baseline.
+Each is the median of a few processes, their range as its interval.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from bgeq_utils.core import uncertainty as stats
+from bgeq_utils.core import vocab
+
+#: the one memory definition: batch 32 x 128 tokens
+MEMORY_BATCH, MEMORY_SEQ = 32, 128
+
+
+def measure_memory(method: str, reference_spec: dict, device: str = "cpu", options: dict | None = None,
+                   calibration: int | list[str] | None = None, batch_size: int = MEMORY_BATCH,
+                   seq_len: int = MEMORY_SEQ, repeats: int = 2, timeout: float = 1800) -> dict:
+    """Memory of a method, each time in a new Python process that first imports the method's libraries.
+
+    ``peak``: peak RSS while embedding one batch (``batch_size`` x ``seq_len`` tokens) over the process's
+    baseline (the same libraries imported, the reference loaded and released once); on CUDA the peak
+    allocated. ``resident``: resident memory after loading, over the same baseline (the weights). Each is
+    the median of ``repeats`` processes with their range as its interval."""
+    from bgeq_utils.methods import get
+    spec = get(method)
+    args = {"method": method, "reference": reference_spec, "device": device, "options": options or {},
+            "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports)}
+    tmp = None
+    if isinstance(calibration, list):
+        fd, tmp = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(calibration, f)
+        args["calibration_file"] = tmp
+    else:
+        args["calibration_n"] = calibration
+    runs = []
+    try:
+        for _ in range(max(1, repeats)):
+            proc = subprocess.run([sys.executable, "-m", "bgeq_utils.measure.memory_worker", json.dumps(args)],
+                                  capture_output=True, text=True, timeout=timeout)
+            lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                raise RuntimeError(f"memory worker for {method} failed (exit {proc.returncode}): {' | '.join(tail)}")
+            runs.append(json.loads(lines[-1]))
+    finally:
+        if tmp:
+            os.unlink(tmp)
+    cuda = vocab.device_kind(device) == "cuda"
+    peak = [r["peak_cuda_bytes"] if cuda else r["peak_over_baseline_bytes"] for r in runs]
+    resident = [r["cuda_model_bytes"] if cuda else r["resident_over_baseline_bytes"] for r in runs]
+    what = "peak CUDA memory allocated" if cuda else "peak RSS over the baseline process"
+    return {"peak": stats.spread(peak).to_dict() | {"what": f"{what}, batch {batch_size} x {seq_len} tokens"},
+            "resident": stats.spread(resident).to_dict() | {"what": "resident after loading, over the baseline"},
+            "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports), "processes": runs}
