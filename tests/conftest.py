@@ -8,32 +8,32 @@ import pytest
 
 @pytest.fixture(scope="session")
 def reference():
-    from bgeq_utils import models
+    from bgeq_utils.inputs import models
     return models.load_reference("default")
 
 
 @pytest.fixture(scope="session")
 def lee():
-    from bgeq_utils import data
+    from bgeq_utils.inputs import data
     return data.load_evalset("lee")
 
 
 @pytest.fixture(scope="session")
 def lee_small():
-    from bgeq_utils import data
+    from bgeq_utils.inputs import data
     return data.load_evalset("lee", max_docs=20)
 
 
 @pytest.fixture(scope="session")
 def reference_emb(reference, lee):
-    from bgeq_utils import pipeline
+    from bgeq_utils.measure import pipeline
     return pipeline.reference_embeddings(reference, lee, run="pytest")
 
 
 @pytest.fixture
 def tiny_bench():
     """A speed/memory config small enough for tests (correctness only, figures are not asserted)."""
-    from bgeq_utils.pipeline import BenchConfig
+    from bgeq_utils.measure.pipeline import BenchConfig
     return BenchConfig(batch_sizes=(2,), seq_lens=(16,), warmup=0, min_repeats=2, max_repeats=2, seconds=2,
                        memory=False, baselines=False)
 

@@ -1,10 +1,12 @@
 """Result records as the pipeline writes them, built without running a model: one place for every test."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from bgeq_utils.results import Result
-from bgeq_utils.uncertainty import Estimate
+from bgeq_utils.core.results import Result
+from bgeq_utils.core.uncertainty import Estimate
 
 MINI = {"id": "sentence-transformers/all-MiniLM-L6-v2", "parameters": 22_713_216, "weights": "pretrained",
         "preset": None}
@@ -107,3 +109,15 @@ def fp32(**kw) -> Result:
     kw.setdefault("loss_pct", 0.0)
     kw.setdefault("cos", 1.0)
     return result("fp32", "fp32", **kw)
+
+
+def write_beir(folder, corpus=None, queries=None, qrels=None):
+    """A BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) with the given contents."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    corpus = corpus or [{"_id": "d1", "title": "Cats", "text": "Cats purr."}, {"_id": "d2", "text": "Dogs bark."},
+                        {"_id": "d3", "title": "", "text": "Fish swim."}]
+    queries = queries or [{"_id": "q1", "text": "what purrs"}, {"_id": "q2", "text": "what barks"}]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(c) for c in corpus) + "\n")
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
+    (folder / "qrels" / "test.tsv").write_text(qrels or "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n")
+    return folder

@@ -2,26 +2,29 @@
 import nbformat
 import pytest
 
-from bgeq_utils import paths, runner
+from bgeq_utils.cli import runner
+from bgeq_utils.core import paths
 
 
-def _tiny_notebook(folder):
+def _tiny_project(tmp_path, monkeypatch, profile: str):
+    """A notebooks/ folder with one tiny parameterized notebook and a params/smoke.yaml profile."""
+    nbdir, params = tmp_path / "nb", tmp_path / "params"
+    nbdir.mkdir()
+    params.mkdir()
     nb = nbformat.v4.new_notebook()
     p = nbformat.v4.new_code_cell('run = "x"\nmessage = "hello"')
     p.metadata["tags"] = ["parameters"]
     nb.cells = [p, nbformat.v4.new_code_cell("print(message * 2)")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(folder / "01_tiny.ipynb"))
-
-
-def test_runner_executes_and_renders(tmp_path, monkeypatch, capsys):
-    nbdir, params = tmp_path / "nb", tmp_path / "params"
-    nbdir.mkdir(); params.mkdir()
-    _tiny_notebook(nbdir)
-    (params / "smoke.yaml").write_text("run: smoke-run\nparameters:\n  message: bye\n  unused: 1\n")
+    nbformat.write(nb, str(nbdir / "01_tiny.ipynb"))
+    (params / "smoke.yaml").write_text(profile)
     monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
     monkeypatch.setattr(paths, "PARAMS", params)
     monkeypatch.setenv("BGEQ_OUTPUTS", str(tmp_path / "out"))
+
+
+def test_runner_executes_and_renders(tmp_path, monkeypatch, capsys):
+    _tiny_project(tmp_path, monkeypatch, "run: smoke-run\nparameters:\n  message: bye\n  unused: 1\n")
     assert runner.run_profile("smoke") == 0
     out = tmp_path / "out" / "smoke-run" / "notebooks"
     executed = nbformat.read(str(out / "01_tiny.ipynb"), as_version=4)
@@ -36,12 +39,7 @@ def test_unknown_profile_lists_known(monkeypatch):
 
 
 def test_unknown_notebook_prefix_is_an_error_with_exit_code_2(tmp_path, monkeypatch, capsys):
-    nbdir, params = tmp_path / "nb", tmp_path / "params"
-    nbdir.mkdir(); params.mkdir()
-    _tiny_notebook(nbdir)
-    (params / "smoke.yaml").write_text("run: smoke-run\n")
-    monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
-    monkeypatch.setattr(paths, "PARAMS", params)
+    _tiny_project(tmp_path, monkeypatch, "run: smoke-run\n")
     assert runner.main(["--profile", "smoke", "--notebooks", "99"]) == 2
     err = capsys.readouterr().err
     assert "--notebooks 99: no such notebook in profile 'smoke'; its notebooks: 01_tiny" in err
@@ -65,13 +63,7 @@ def test_broken_profiles_name_the_file_and_line(tmp_path, monkeypatch, text, mes
 
 def test_a_run_killed_midway_leaves_a_marker_the_next_run_and_the_report_show(tmp_path, monkeypatch, capsys):
     from bgeq_utils.compare import load
-    monkeypatch.setenv("BGEQ_OUTPUTS", str(tmp_path / "out"))
-    nbdir, params = tmp_path / "nb", tmp_path / "params"
-    nbdir.mkdir(); params.mkdir()
-    _tiny_notebook(nbdir)
-    (params / "smoke.yaml").write_text("run: killed\n")
-    monkeypatch.setattr(paths, "NOTEBOOKS", nbdir)
-    monkeypatch.setattr(paths, "PARAMS", params)
+    _tiny_project(tmp_path, monkeypatch, "run: killed\n")
     (paths.results_dir("killed")).mkdir(parents=True)
     (paths.run_dir("killed") / runner.MARKER).write_text("started 2026-01-01 00:00:00, was executing 03_x\n")
     _, msgs = load(["killed"])

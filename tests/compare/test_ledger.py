@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bgeq_utils import uncertainty as U
 from bgeq_utils.compare import ledger, measure
+from bgeq_utils.core import uncertainty as U
 from tests.factories import BGE, fp32, result
 
 

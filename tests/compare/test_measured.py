@@ -3,7 +3,7 @@ import pytest
 
 from bgeq_utils.compare import measure, recommend
 from bgeq_utils.compare.measured import default_rows, estimate
-from tests.factories import BGE, MINI, fp32, result
+from tests.factories import BGE, fp32, result
 
 
 def _row(m, label, model="all-MiniLM-L6-v2"):

@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from bgeq_utils import paths, results
 from bgeq_utils.compare import load, measure, recommend, report
+from bgeq_utils.core import paths, results
 from tests.factories import BGE, fp32, result
 
 MADE_UP = "zz-made-up-int8-method"          # registered nowhere: the comparison must still handle it

@@ -6,8 +6,9 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bgeq_utils import data, results
-from bgeq_utils.results import Result
+from bgeq_utils.core import results
+from bgeq_utils.core.results import Result
+from bgeq_utils.inputs import data
 
 ids = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=8)
 texts = st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and "\n" not in t and "\r" not in t)

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from bgeq_utils import results
-from bgeq_utils.results import Result
+from bgeq_utils.core import results
+from bgeq_utils.core.results import Result
 
 
 def test_roundtrip_and_atomic_write(tmp_path):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bgeq_utils import uncertainty as U
-from bgeq_utils.uncertainty import Estimate
+from bgeq_utils.core import uncertainty as U
+from bgeq_utils.core.uncertainty import Estimate
 
 
 def test_median_interval_needs_six_repeats_and_brackets_the_median():

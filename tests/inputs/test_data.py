@@ -1,9 +1,8 @@
-import json
 
-import numpy as np
 import pytest
 
-from bgeq_utils import data
+from bgeq_utils.inputs import data
+from tests.factories import write_beir as _write_beir
 
 
 def test_lee_construction(lee):
@@ -22,17 +21,6 @@ def test_calibration_texts_are_not_evaluation_documents(lee):
     assert not set(cal) & set(lee.corpus.values())
     assert data.calibration_texts(16, seed=0) == data.calibration_texts(16, seed=0)
     assert len(data.calibration_texts(512)) == 512
-
-
-def _write_beir(folder, corpus=None, queries=None, qrels=None):
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    corpus = corpus or [{"_id": "d1", "title": "Cats", "text": "Cats purr."}, {"_id": "d2", "text": "Dogs bark."},
-                        {"_id": "d3", "title": "", "text": "Fish swim."}]
-    queries = queries or [{"_id": "q1", "text": "what purrs"}, {"_id": "q2", "text": "what barks"}]
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(c) for c in corpus) + "\n")
-    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
-    (folder / "qrels" / "test.tsv").write_text(qrels or "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n")
-    return folder
 
 
 def test_beir_folder_loads(tmp_path):
@@ -97,7 +85,8 @@ def test_judgements_of_unknown_documents_are_counted_and_strict_refuses_them(tmp
     s = ev.summary()
     assert s["judgements dropped (document not in corpus)"] == 2 and s["queries left without a relevant document"] == 1
     assert "2 judgements of 2 document ids missing from corpus.jsonl dropped" in ev.notes
-    with pytest.raises(data.DatasetFormatError, match=r"2 judged document ids are not in corpus.jsonl, e.g. \['ghost', 'gone'\]"):
+    with pytest.raises(data.DatasetFormatError,
+                       match=r"2 judged document ids are not in corpus.jsonl, e.g. \['ghost', 'gone'\]"):
         data.load_evalset(str(f), strict=True)
     g = _write_beir(tmp_path / "all", qrels="q1\tghost\t1\n")
     with pytest.raises(data.DatasetFormatError, match=r"no query keeps a relevant document: every judged document id "
@@ -116,7 +105,8 @@ def test_duplicate_ids_non_utf8_and_non_string_texts_name_the_line(tmp_path):
         data.load_evalset(str(g))
     for bad, shown in ((None, "NoneType"), (3, "int")):
         h = _write_beir(tmp_path / f"t{shown}", corpus=[{"_id": "d1", "text": "ok"}, {"_id": "d2", "text": bad}])
-        with pytest.raises(data.DatasetFormatError, match=rf"corpus.jsonl line 2: 'text' must be a string, got {shown}"):
+        with pytest.raises(data.DatasetFormatError,
+                           match=rf"corpus.jsonl line 2: 'text' must be a string, got {shown}"):
             data.load_evalset(str(h))
 
 

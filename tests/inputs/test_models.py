@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
-from bgeq_utils import models
+from bgeq_utils.inputs import models
 
 
 def test_default_model(reference):
@@ -53,8 +53,8 @@ def test_random_preset_path(tmp_path, monkeypatch):
 
 
 def test_bge_large_preset_is_the_published_shape():
-    from transformers import BertConfig, BertModel
     import torch
+    from transformers import BertConfig, BertModel
     with torch.device("meta"):
         m = BertModel(BertConfig(**models.PRESETS["bge-large"]["config"]))
     n = sum(p.numel() for p in m.parameters())

@@ -3,13 +3,15 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from bgeq_utils import metrics
+from bgeq_utils.measure import metrics
 
 
 def _random_case(seed, n_q=12, n_d=150):
     rng = np.random.default_rng(seed)
-    q = rng.normal(size=(n_q, 16)); q /= np.linalg.norm(q, axis=1, keepdims=True)
-    d = rng.normal(size=(n_d, 16)); d /= np.linalg.norm(d, axis=1, keepdims=True)
+    q = rng.normal(size=(n_q, 16))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    d = rng.normal(size=(n_d, 16))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
     qids = [f"q{i}" for i in range(n_q)]
     dids = [f"d{i:03d}" for i in range(n_d)]
     qrels = {}
@@ -69,7 +71,8 @@ def test_fidelity_identical_and_perturbed():
 def test_similarity_against_scipy():
     from scipy import stats
     rng = np.random.default_rng(1)
-    a = rng.normal(size=(30, 8)); b = rng.normal(size=(30, 8))
+    a = rng.normal(size=(30, 8))
+    b = rng.normal(size=(30, 8))
     gold = rng.random(30)
     s = metrics.similarity(a, b, gold)
     cos = (a * b).sum(1)

@@ -1,10 +1,14 @@
 """End to end on the default model, against plain sentence-transformers and the trec_eval oracle."""
+import dataclasses
+
 import numpy as np
 import pytest
 import pytrec_eval
 
-from bgeq_utils import methods, metrics, pipeline, results
-from tests.test_data import _write_beir
+from bgeq_utils import methods
+from bgeq_utils.core import results
+from bgeq_utils.measure import metrics, pipeline
+from tests.factories import write_beir as _write_beir
 
 
 def test_fp32_encoder_equals_sentence_transformers(reference, lee_small):
@@ -19,7 +23,8 @@ def test_fp32_encoder_equals_sentence_transformers(reference, lee_small):
 
 def test_beir_folder_fp32_equals_st_plus_oracle(tmp_path, reference, tiny_bench):
     from sentence_transformers import SentenceTransformer
-    from bgeq_utils import data
+
+    from bgeq_utils.inputs import data
     docs = ["The cat sat on the mat and purred.", "Dogs bark loudly at night.", "Stock markets fell sharply today.",
             "The central bank raised interest rates.", "A kitten chased a ball of wool.", "Puppies love to play fetch.",
             "Rain is expected over the weekend.", "The football team won the final."]
@@ -47,7 +52,7 @@ def test_run_method_records_unknown_method_loudly(reference):
 
 
 def test_unavailable_method_is_skipped_not_crashed(reference, tiny_bench, monkeypatch):
-    monkeypatch.setattr("bgeq_utils.env.has_cuda", lambda: False)
+    monkeypatch.setattr("bgeq_utils.core.env.has_cuda", lambda: False)
     res = pipeline.run_method("fp32", reference, run="pytest-skip", device="cuda", bench_config=tiny_bench)
     assert res.status == "skipped" and "no CUDA" in res.reason
     assert results.load_run("pytest-skip")[0].status == "skipped"
@@ -55,7 +60,7 @@ def test_unavailable_method_is_skipped_not_crashed(reference, tiny_bench, monkey
 
 @pytest.mark.parametrize("name", [s.name for s in methods.specs() if "cuda" in s.devices])
 def test_every_cuda_method_is_skipped_without_a_gpu(reference, tiny_bench, monkeypatch, name):
-    monkeypatch.setattr("bgeq_utils.env.has_cuda", lambda: False)
+    monkeypatch.setattr("bgeq_utils.core.env.has_cuda", lambda: False)
     res = pipeline.run_method(name, reference, run="pytest-cuda-skip", device="cuda", bench_config=tiny_bench,
                               progress=False)
     assert res.status == "skipped" and "no CUDA" in res.reason
@@ -121,7 +126,7 @@ def test_a_rerun_with_other_options_does_not_overwrite_the_first(reference, lee_
     keys = {r.key for r in results.load_run("pytest-keys")}
     assert {a.key, b.key} <= keys
     again = pipeline.measure_or_reuse("int8-dynamic-onnx", reference, lee_small, run="pytest-keys",
-                                      bench_config=tiny_bench, options={"weight_type": "QInt8"})  # the default, spelled out
+                                      bench_config=tiny_bench, options={"weight_type": "QInt8"})  # the default
     assert again.key == a.key and again.created == a.created                                  # reused, not re-measured
     other_grid = pipeline.measure_or_reuse("int8-dynamic-onnx", reference, lee_small, run="pytest-keys",
                                            bench_config=pipeline.BenchConfig(batch_sizes=(3,), seq_lens=(16,),
@@ -163,7 +168,7 @@ def test_a_failed_rerun_keeps_the_good_result_and_the_comparison_reports_it(refe
 
     def broken(*a, **k):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(pipeline.bench, "speed_grid", broken)
+    monkeypatch.setattr(pipeline.speed, "speed_grid", broken)
     with pytest.warns(UserWarning, match="fp32 failed"):
         bad = pipeline.run_method("fp32", reference, lee_small, run="pytest-rerun", bench_config=tiny_bench,
                                   progress=False)
@@ -172,3 +177,45 @@ def test_a_failed_rerun_keeps_the_good_result_and_the_comparison_reports_it(refe
     assert [r.status for r in kept] == ["ok"] and kept[0].created == good.created
     m = measure(load(["pytest-rerun"])[0])
     assert "failed" in m.table.loc[0, "latest_attempt"] and "disk full" in m.table.loc[0, "latest_attempt"]
+
+
+def test_a_study_sweeps_options_measures_the_default_in_full_and_reuses(reference, lee_small, tiny_bench,
+                                                                       monkeypatch):
+    s = pipeline.Study(reference, lee_small, None, dataclasses.replace(tiny_bench, memory=True), "cpu", "pytest-study")
+    seen = []
+
+    def fake_run(method, ref, ev, **kw):
+        seen.append((method, kw["options"], kw["bench_config"].memory))
+        r = pipeline.new_result(method, ref, ev, run=kw["run"], device=kw["device"], options=kw["options"],
+                                calibration=kw["calibration"], bench_config=kw["bench_config"],
+                                with_fidelity=kw["reference_emb"] is not None)
+        results.save(r)
+        return r
+    monkeypatch.setattr(pipeline, "run_method", fake_run)
+    out = s.sweep("int8-dynamic-onnx", {"weight_type": ["QInt8", "QUInt8"], "per_channel": [True]})
+    assert [r.label for r in out] == ["int8-dynamic-onnx", "int8-dynamic-onnx[weight_type=QUInt8]"]
+    assert [m for _, _, m in seen] == [True, False]          # variants are detail: no memory by default
+    again = s.sweep("int8-dynamic-onnx", {"weight_type": ["QInt8", "QUInt8"], "per_channel": [True]})
+    assert len(seen) == 2 and [r.key for r in again] == [r.key for r in out]   # reused, not re-measured
+    assert [r.method for r in s.measure_all(["fp32", ("int8-bnb", {"threshold": 0.0})])] == ["fp32", "int8-bnb"]
+
+
+def test_calibration_is_no_setting_of_a_method_that_does_not_use_it(reference, lee_small, tiny_bench):
+    a = pipeline.new_result("int8-dynamic-onnx", reference, lee_small, run="x", calibration=64, bench_config=tiny_bench)
+    b = pipeline.new_result("int8-dynamic-onnx", reference, lee_small, run="x", bench_config=tiny_bench)
+    c = pipeline.new_result("int8-static-onnx", reference, lee_small, run="x", calibration=16, bench_config=tiny_bench)
+    assert a.key == b.key and a.settings["calibration"] is None
+    assert c.label == "int8-static-onnx[n=16]" and not c.is_default
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: pipeline.check_choices("weight_types", ["QInt9"], ["QInt8", "QUInt8"]),
+     r"weight_types=\['QInt9'\]: use one or more of \['QInt8', 'QUInt8'\]"),
+    (lambda: pipeline.check_numbers("thresholds", [6.0, -1], 0.0), r"thresholds=\[6.0, -1\]: use numbers >= 0"),
+    (lambda: pipeline.check_counts("calibration_sizes", [16, 0]),
+     r"calibration_sizes=\[16, 0\]: use whole numbers >= 1"),
+    (lambda: pipeline.check_methods([("int8-bnb", {"treshold": 1.0})]), r"unknown option\(s\) \['treshold'\]"),
+])
+def test_notebook_parameters_are_checked_with_their_names(call, message):
+    with pytest.raises((ValueError, methods.UnknownOptionError), match=message):
+        call()

@@ -1,7 +1,8 @@
 import pytest
 from transformers import BertConfig
 
-from bgeq_utils import bench, methods
+from bgeq_utils import methods
+from bgeq_utils.measure import speed as bench
 
 
 def test_flops_per_token_matches_bge_large_arithmetic():
@@ -46,27 +47,10 @@ def test_speed_grid_times_each_method_beside_its_baselines(reference):
     r = rows[0]
     assert r["seq_len"] == 24 and r["tokens_per_s"] == pytest.approx(r["sentences_per_s"] * 24)
     assert r["repeats"] == 6 and r["window"] == ["fp32", "method"]
-    assert r["vs_eager"]["baseline"] == "fp32" and r["vs_eager"]["low"] <= r["vs_eager"]["value"] <= r["vs_eager"]["high"]
+    e = r["vs_eager"]
+    assert e["baseline"] == "fp32" and e["low"] <= e["value"] <= e["high"]
     assert r["vs_runtime"]["value"] == r["vs_eager"]["value"]     # one baseline, timed once per round
     own = bench.speed_grid(enc, {"eager": ("fp32", enc)}, batch_sizes=(2,), seq_lens=(24,),
                            budget=bench.Budget(warmup=0, min_repeats=6, max_repeats=6), progress=False)[0]
     assert own["vs_eager"]["value"] == 1.0 and own["window"] == ["method"]
     assert enc.tokenize(["a b"], max_length=24, pad_to_max=True)["input_ids"].shape == (1, 24)
-
-
-def test_memory_worker_reports_an_error_for_unknown_method(reference):
-    with pytest.raises(KeyError):
-        bench.measure_memory("nope", reference.spec(), batch_size=2, seq_len=8)
-
-
-def test_memory_baseline_imports_the_methods_libraries(reference):
-    """The baseline process imports what the method imports, so library import costs are not model memory."""
-    spec = methods.get("int8-dynamic-onnx")
-    assert {"onnxruntime", "onnxruntime.quantization"} <= set(spec.imports)
-    assert {"openvino", "nncf"} <= set(methods.get("int8-static-openvino").imports)
-    assert "bitsandbytes" in methods.get("int8-bnb").imports
-    mem = bench.measure_memory("int8-dynamic-onnx", reference.spec(), batch_size=2, seq_len=8, repeats=1)
-    proc = mem["processes"][0]
-    assert set(spec.imports) <= set(proc["imported_before_baseline"])
-    assert mem["peak"]["value"] == proc["peak_over_baseline_bytes"] > 0
-    assert mem["resident"]["value"] == proc["resident_over_baseline_bytes"] > 0

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from bgeq_utils import encoders, methods, metrics, pipeline
+from bgeq_utils import methods
+from bgeq_utils.measure import metrics
+from bgeq_utils.methods import encoders
 
 pytest.importorskip("bitsandbytes")
 MB = 1e6

@@ -6,8 +6,11 @@ import numpy as np
 import onnx
 import pytest
 
-from bgeq_utils import data, methods, onnx_export as ox, pipeline
+from bgeq_utils import methods
+from bgeq_utils.inputs import data
+from bgeq_utils.measure import pipeline
 from bgeq_utils.methods import MethodUnavailable
+from bgeq_utils.methods import onnx_export as ox
 from bgeq_utils.methods.onnx import OrtEncoder, linear_matmuls
 
 
@@ -231,7 +234,7 @@ def test_bad_options_are_named(reference):
 
 
 def test_cuda_request_is_unavailable_not_a_crash(reference):
-    from bgeq_utils import env
+    from bgeq_utils.core import env
     if env.has_cuda():
         pytest.skip("a GPU is visible")
     with pytest.raises(MethodUnavailable):

@@ -5,7 +5,8 @@ import pytest
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-from bgeq_utils import data, methods  # noqa: E402
+from bgeq_utils import methods  # noqa: E402
+from bgeq_utils.inputs import data
 from bgeq_utils.methods import MethodUnavailable  # noqa: E402
 
 

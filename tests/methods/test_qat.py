@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from bgeq_utils import data, methods, training
-from bgeq_utils.methods import qat
+from bgeq_utils import methods
+from bgeq_utils.inputs import data
+from bgeq_utils.methods import training
 
 pytestmark = pytest.mark.skipif("int8-qat" not in methods.names(), reason="int8-qat is not registered")
 

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from bgeq_utils import data, encoders, env, methods, metrics, overflow, pipeline
+from bgeq_utils import methods
+from bgeq_utils.analysis import overflow
+from bgeq_utils.core import env
+from bgeq_utils.inputs import data
+from bgeq_utils.measure import metrics
+from bgeq_utils.methods import encoders
 
 MB = 1e6
 
@@ -51,7 +56,7 @@ def test_static_int8_is_cpu_only(reference):
 
 def test_torch_ao_dynamic_on_cuda_says_why(reference, monkeypatch):
     """With a GPU visible, the torch.ao API (CPU kernels only) is refused with the reason, not crashed."""
-    monkeypatch.setattr("bgeq_utils.env.has_cuda", lambda: True)
+    monkeypatch.setattr("bgeq_utils.core.env.has_cuda", lambda: True)
     with pytest.raises(methods.MethodUnavailable, match="CPU kernels only"):
         methods.build("int8-dynamic-torch", reference, device="cuda", api="torch.ao")
 

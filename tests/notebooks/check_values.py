@@ -2,7 +2,7 @@
 
 Run after nbval in the same pytest session (``make test-notebooks``): nbval replays each notebook and
 compares only outputs that do not depend on the CPU; every notebook also records its CPU-dependent figures
-by name (bgeq_utils.notebook_values), which this check compares with the committed notebook's values. The
+by name (bgeq_utils.core.notebook_values), which this check compares with the committed notebook's values. The
 tolerances hold across x86 CPUs (with or without AVX512-VNNI): an INT8 kernel without VNNI rounds
 differently, a broken method misses by far more.
 """
@@ -11,7 +11,9 @@ import os
 
 import pytest
 
-from bgeq_utils import methods, notebook_values, paths
+from bgeq_utils import methods
+
+from bgeq_utils.core import notebook_values, paths
 
 NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 #: absolute tolerance by precision of the method and kind of figure

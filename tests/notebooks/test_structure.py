@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bgeq_utils import paths
+from bgeq_utils.core import paths
 
 NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 COMMON = {"model", "weights", "dataset", "device", "run"}
