@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run run-bge-large-random run-bge-large bench test test-unit test-notebooks notebooks report clean-venv
+.PHONY: help setup run run-bge-large-random run-bge-large bench lint test test-unit test-notebooks notebooks report clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -26,19 +26,22 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create .venv and install bgeq with notebook and test extras (offline-capable)
 
 run: $(STAMP) ## execute every notebook with papermill (PROFILE=default): outputs/<run>/
-	$(PY) -m bgeq_utils.runner --profile $(PROFILE)
+	$(PY) -m bgeq_utils.cli.runner --profile $(PROFILE)
 
 run-bge-large-random: $(STAMP) ## notebooks on bge-large's architecture with random weights (size/memory/speed)
-	$(PY) -m bgeq_utils.runner --profile bge-large-random
+	$(PY) -m bgeq_utils.cli.runner --profile bge-large-random
 
 run-bge-large: $(STAMP) ## the real BAAI/bge-large-en-v1.5 on BEIR scifact (needs internet once)
-	$(PY) -m bgeq_utils.runner --profile bge-large
+	$(PY) -m bgeq_utils.cli.runner --profile bge-large
 
 bench: $(STAMP) ## speed suite: every method side by side on the bge-large preset (prints figures)
-	$(PY) -m bgeq_utils.benchmark $(BENCH_ARGS)
+	$(PY) -m bgeq_utils.cli.benchmark $(BENCH_ARGS)
 
-NBVAL := -m pytest -q --nbval-lax --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks \
-	tests/check_notebook_values.py
+lint: $(STAMP) ## ruff on the package, scripts and tests (pyproject.toml holds its settings)
+	$(PY) -m ruff check bgeq_utils scripts tests conftest.py
+
+NBVAL := -m pytest -q --nbval-lax --sanitize-with tests/notebooks/nbval_sanitize.cfg -p no:cacheprovider notebooks \
+	tests/notebooks/check_values.py
 
 test: $(STAMP) ## unit tests, then the notebooks replayed (nbval) and their recorded figures checked
 	$(PY) -m pytest -q -m "not slow and not gpu" tests
@@ -51,10 +54,10 @@ test-notebooks: $(STAMP) ## the notebooks replayed (nbval) and their recorded fi
 	$(PY) $(NBVAL)
 
 notebooks: $(STAMP) ## re-execute the committed notebooks in place (default profile; outputs to a temp folder)
-	BGEQ_OUTPUTS=$$(mktemp -d) $(PY) -m bgeq_utils.refresh
+	BGEQ_OUTPUTS=$$(mktemp -d) $(PY) -m bgeq_utils.cli.refresh
 
 report: $(STAMP) ## rebuild only the comparison and report.html of the default run
-	$(PY) -m bgeq_utils.runner --profile $(PROFILE) --notebooks 09
+	$(PY) -m bgeq_utils.cli.runner --profile $(PROFILE) --notebooks 09
 
 clean-venv: ## remove the virtual environment (outputs are kept)
 	rm -rf $(VENV)
