@@ -4,13 +4,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bgeq-installed
-PROFILE ?= default
+# `make run` runs these profiles in sequence (the offline model's quality, then bge-large's shape), 09 last
+PROFILES ?= default bge-large-random
+FULL_PROFILES ?= full bge-large-random-full
 # torch is pinned to the CPU build that installs offline here; on a GPU machine use TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run run-bge-large-random run-bge-large bench lint test test-unit test-notebooks notebooks report clean-venv
+.PHONY: help setup run run-full run-bge-large-random run-bge-large bench lint test test-unit test-notebooks notebooks report clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -25,8 +27,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install bgeq with notebook and test extras (offline-capable)
 
-run: $(STAMP) ## execute every notebook with papermill (PROFILE=default): outputs/<run>/
-	$(PY) -m bgeq_utils.cli.runner --profile $(PROFILE)
+run: $(STAMP) ## the main job: every method's default configuration, quality on lee + bge-large's shape, then the report
+	$(PY) -m bgeq_utils.cli.runner --profile $(PROFILES)
+
+run-full: $(STAMP) ## the main job with every variant sweep and longer timing windows (outputs/full, outputs/bge-large-random-full)
+	$(PY) -m bgeq_utils.cli.runner --profile $(FULL_PROFILES)
 
 run-bge-large-random: $(STAMP) ## notebooks on bge-large's architecture with random weights (size/memory/speed)
 	$(PY) -m bgeq_utils.cli.runner --profile bge-large-random
@@ -56,8 +61,8 @@ test-notebooks: $(STAMP) ## the notebooks replayed (nbval) and their recorded fi
 notebooks: $(STAMP) ## re-execute the committed notebooks in place (default profile; outputs to a temp folder)
 	BGEQ_OUTPUTS=$$(mktemp -d) $(PY) -m bgeq_utils.cli.refresh
 
-report: $(STAMP) ## rebuild only the comparison and report.html of the default run
-	$(PY) -m bgeq_utils.cli.runner --profile $(PROFILE) --notebooks 09
+report: $(STAMP) ## rebuild only the comparison and report.html of the main job (outputs/default/report.html)
+	$(PY) -m bgeq_utils.cli.runner --profile $(PROFILES) --notebooks 09
 
 clean-venv: ## remove the virtual environment (outputs are kept)
 	rm -rf $(VENV)

@@ -51,6 +51,7 @@ def load_profile(name_or_path: str) -> dict:
         if key in prof and not isinstance(prof[key], kind):
             raise ProfileError(f"{p}: '{key}' must be a {'mapping' if kind is dict else 'list'}, not {prof[key]!r}")
     prof.setdefault("run", p.stem)
+    prof["name"] = p.stem
     prof.setdefault("parameters", {})
     prof.setdefault("per_notebook", {})
     prof.setdefault("notebooks", known_notebooks())
@@ -86,34 +87,53 @@ def to_html(nb_path: Path) -> Path:
     return out
 
 
-def run_profile(profile: str, only: list[str] | None = None, overrides: dict | None = None) -> int:
+def plan(profiles: list[str], only: list[str] | None = None) -> list[tuple[dict, str]]:
+    """The (profile, notebook) steps of one invocation: each profile's notebooks in order, then the report
+    notebooks once, last, with the first profile's parameters (they read every run the profiles write)."""
+    profs = [load_profile(p) for p in profiles]
+    steps = [(prof, n) for prof in profs for n in prof["notebooks"] if n not in REPORT_NOTEBOOKS]
+    for n in REPORT_NOTEBOOKS:
+        owner = next((prof for prof in profs if n in prof["notebooks"]), None)
+        if owner is not None:
+            steps.append((owner, n))
+    names = [n for _, n in steps]
+    missing = [o for o in (only or []) if not any(n.startswith(o) for n in names)]
+    if missing:
+        listed = ", ".join(dict.fromkeys(names))
+        raise ProfileError(f"--notebooks {' '.join(missing)}: no such notebook in profile "
+                           f"{' + '.join(repr(p) for p in profiles)}; its notebooks: {listed}")
+    return [(prof, n) for prof, n in steps if not only or any(n.startswith(o) for o in only)]
+
+
+def run_profile(profile: str | list[str], only: list[str] | None = None, overrides: dict | None = None) -> int:
+    """Execute the notebooks of one profile, or of several in sequence (``make run``: the offline model's
+    quality, then bge-large's shape), the report notebooks last."""
     import papermill as pm
 
-    prof = load_profile(profile)
-    run = paths.check_run_name(str((overrides or {}).get("run", prof["run"])))
-    names = [n for n in prof["notebooks"] if not only or any(n.startswith(o) for o in only)]
-    missing = [o for o in (only or []) if not any(n.startswith(o) for n in prof["notebooks"])]
-    if missing:
-        raise ProfileError(f"--notebooks {' '.join(missing)}: no such notebook in profile {profile!r}; its notebooks: "
-                           f"{', '.join(prof['notebooks'])}")
-    out_dir = paths.run_dir(run) / "notebooks"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    previous = interrupted(run)
-    if previous:
-        print(f"note: the previous run {run!r} did not finish ({previous}); its Results are kept", flush=True)
-    marker = paths.run_dir(run) / MARKER
+    profiles = [profile] if isinstance(profile, str) else list(profile)
+    overrides = dict(overrides or {})
+    if "run" in overrides and len(profiles) > 1:
+        raise ProfileError("-p run: several profiles write several runs; give the run name in each profile")
+    steps = plan(profiles, only)
+    run_of = [paths.check_run_name(str(overrides.get("run", prof["run"]))) for prof, _ in steps]
+    runs = list(dict.fromkeys(run_of))
+    for run in runs:
+        previous = interrupted(run)
+        if previous:
+            print(f"note: the previous run {run!r} did not finish ({previous}); its Results are kept", flush=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     failures, done = [], []
-    for name in names:
-        if name in REPORT_NOTEBOOKS:
-            marker.unlink(missing_ok=True)
-        else:
-            marker.write_text(f"started {started}, was executing {name} (profile {profile})\n")
+    t_all = time.perf_counter()
+    last_step = {run: i for i, (run, (_, name)) in enumerate(zip(run_of, steps)) if name not in REPORT_NOTEBOOKS}
+    for i, (prof, name) in enumerate(steps):
+        run = run_of[i]
+        out_dir = paths.run_dir(run) / "notebooks"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        marker = paths.run_dir(run) / MARKER
+        if name not in REPORT_NOTEBOOKS:
+            marker.write_text(f"started {started}, was executing {name} (profile {prof['name']})\n")
         src = paths.NOTEBOOKS / f"{name}.ipynb"
-        if not src.is_file():
-            print(f"-- {name}: not in notebooks/, skipped")
-            continue
-        params = {**prof["parameters"], **prof["per_notebook"].get(name, {}), **(overrides or {}), "run": run}
+        params = {**prof["parameters"], **prof["per_notebook"].get(name, {}), **overrides, "run": run}
         declared = _declared_parameters(src)
         params = {k: v for k, v in params.items() if k in declared}
         dst = out_dir / src.name
@@ -124,19 +144,26 @@ def run_profile(profile: str, only: list[str] | None = None, overrides: dict | N
                                 cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False)
             status = "ok"
         except Exception as e:  # keep going: one broken notebook must not hide the others' results
-            failures.append(name)
+            failures.append(f"{name} ({run})")
             status = f"FAILED ({type(e).__name__}: {str(e).strip().splitlines()[-1][:200] if str(e).strip() else ''})"
         html = to_html(dst) if dst.is_file() else None
-        done.append((name, status, time.perf_counter() - t0, dst, html))
-        print(f"   {status} in {done[-1][2]:.0f}s -> {dst}", flush=True)
-    marker.unlink(missing_ok=True)
-    print(f"\nRun '{run}' ({profile}): outputs under {paths.run_dir(run)}")
-    print(f"  results:   {paths.results_dir(run)}")
-    print(f"  notebooks: {out_dir} (.ipynb and .html)")
-    print(f"  figures:   {paths.run_dir(run) / 'figures'}")
-    report = paths.run_dir(run) / "report.html"
-    if report.is_file():
-        print(f"  report:    {report}")
+        for p in (dst, html):
+            if p is not None and p.is_file():
+                p.chmod(0o644)
+        if last_step.get(run) == i:
+            marker.unlink(missing_ok=True)
+        done.append((name, run, status, time.perf_counter() - t0))
+        print(f"   {status} in {done[-1][3]:.0f}s -> {paths.shown(dst)}", flush=True)
+    for run in runs:
+        (paths.run_dir(run) / MARKER).unlink(missing_ok=True)
+    print(f"\nNotebooks: {time.perf_counter() - t_all:.0f}s in all")
+    for name, run, status, secs in done:
+        print(f"  {secs:6.0f}s  {run:20s} {name:24s} {status}")
+    for run in runs:
+        print(f"Run '{run}': outputs under {paths.shown(paths.run_dir(run))} (results/, notebooks/, figures/)")
+        report = paths.run_dir(run) / "report.html"
+        if report.is_file():
+            print(f"  report:    {paths.shown(report)}")
     if failures:
         print(f"FAILED notebooks: {', '.join(failures)}", file=sys.stderr)
         return 1
@@ -152,7 +179,8 @@ def _parse_value(v: str):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="default", help="params/<profile>.yaml (default: default)")
+    ap.add_argument("--profile", nargs="+", default=["default"],
+                    help="params/<profile>.yaml, one or several run in sequence (default: default)")
     ap.add_argument("--notebooks", nargs="*", help="only these (prefixes, e.g. 01 09)")
     ap.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                     help="override a parameter (YAML value), e.g. -p device cpu")

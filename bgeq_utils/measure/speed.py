@@ -36,9 +36,12 @@ def _inputs(encoder, batch_size: int, seq_len: int, texts: list[str]) -> dict:
 
 @dataclass
 class Budget:
-    """How long one (batch, sequence length) cell of the grid is timed: at least ``min_repeats`` rounds (the
-    fewest for a 95% interval of a median), then until every ratio's interval is within ``target`` of its
-    value (relative half-width) or ``seconds`` are spent, at most ``max_repeats`` rounds."""
+    """How long one (batch, sequence length) cell of the grid is timed. ``seconds`` is the budget: rounds go on
+    until every ratio's interval is within ``target`` of its value (relative half-width) or the budget is
+    spent, at most ``max_repeats``. ``min_repeats`` (the fewest for a 95% interval of a median) are taken
+    when they fit in twice the budget, judged from the warm-up round; a cell too slow for that (FP16 on a CPU
+    without FP16 arithmetic, a large model at a large batch) gets as many rounds as fit, at least one, and
+    no interval: a short measurement, recorded as such, rather than minutes of a known-slow path."""
     warmup: int = 1
     min_repeats: int = stats.MIN_REPEATS_FOR_CI
     max_repeats: int = 60
@@ -46,36 +49,58 @@ class Budget:
     target: float = 0.03
 
 
-def interleaved(calls: dict, budget: Budget = Budget(), progress=None) -> dict[str, list[float]]:
+class Timings(dict):
+    """Seconds per call by name, paired by round; ``stopped`` says why the rounds ended."""
+    stopped: str = ""
+
+
+#: why a cell's rounds ended, as recorded in its speed row
+STOP_INTERVAL, STOP_BUDGET, STOP_MAX, STOP_TOO_SLOW = ("interval tight enough", "time budget spent",
+                                                       "max repeats", "minimum repeats do not fit the budget")
+
+
+def interleaved(calls: dict, budget: Budget = Budget(), progress=None) -> Timings:
     """Time several callables in one window, alternating (A B C, B C A, C A B, ...): a ratio between any
     two of them is then measured under the same machine conditions. Returns seconds per call, by name,
     paired by round."""
     names = list(calls)
+    t_warm = time.perf_counter()
     for _ in range(budget.warmup):
         for n in names:
             calls[n]()
-    times = {n: [] for n in names}
+    round_cost = (time.perf_counter() - t_warm) / budget.warmup if budget.warmup else None
+    times = Timings({n: [] for n in names})
+    times.stopped = STOP_MAX
     start = time.perf_counter()
     r = 0
     while r < budget.max_repeats:
         order = names[r % len(names):] + names[:r % len(names)]
+        t_round = time.perf_counter()
         for n in order:
             t0 = time.perf_counter()
             calls[n]()
             times[n].append(time.perf_counter() - t0)
         r += 1
+        round_cost = round_cost if round_cost is not None else time.perf_counter() - t_round
         if progress is not None:
             progress.update(1)
+        elapsed = time.perf_counter() - start
         if r < budget.min_repeats:
-            continue
-        if time.perf_counter() - start > budget.seconds:
+            if budget.min_repeats * round_cost <= 2 * budget.seconds or elapsed + round_cost <= budget.seconds:
+                continue
+            times.stopped = STOP_TOO_SLOW
+            break
+        if elapsed > budget.seconds:
+            times.stopped = STOP_BUDGET
             break
         first = times[names[0]]
         if len(names) == 1:
             if stats.relative_halfwidth(stats.median(first)) <= budget.target:
+                times.stopped = STOP_INTERVAL
                 break
         elif all(stats.relative_halfwidth(stats.paired_ratio(times[n], first)) <= budget.target
                  for n in names[1:]):
+            times.stopped = STOP_INTERVAL
             break
     return times
 
@@ -110,7 +135,8 @@ def speed_grid(encoder, baselines: dict | None = None, batch_sizes=(1, 32), seq_
                 calls[name] = (lambda e: (lambda: e.embed_features(feats)))(enc)
         times = interleaved(calls, budget)
         t = stats.median(times["method"])
-        row = {"batch_size": b, "seq_len": L_eff, "repeats": len(times["method"]), "median_s": t.value,
+        row = {"batch_size": b, "seq_len": L_eff, "repeats": len(times["method"]), "stopped": times.stopped,
+               "median_s": t.value,
                "tokens_per_s": b * L_eff / t.value, "sentences_per_s": b / t.value,
                "latency_ms_p50": float(np.percentile(times["method"], 50) * 1e3),
                "latency_ms_p95": float(np.percentile(times["method"], 95) * 1e3),

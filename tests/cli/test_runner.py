@@ -71,3 +71,20 @@ def test_a_run_killed_midway_leaves_a_marker_the_next_run_and_the_report_show(tm
     assert runner.run_profile("smoke") == 0
     assert "the previous run 'killed' did not finish (started 2026-01-01" in capsys.readouterr().out
     assert runner.interrupted("killed") is None          # a finished run removes its marker
+
+
+def test_several_profiles_run_in_sequence_with_the_report_notebook_last(tmp_path, monkeypatch, capsys):
+    _tiny_project(tmp_path, monkeypatch, "run: first\nnotebooks: [01_tiny, 09_tiny]\n")
+    nb = nbformat.read(str(paths.NOTEBOOKS / "01_tiny.ipynb"), as_version=4)
+    nbformat.write(nb, str(paths.NOTEBOOKS / "09_tiny.ipynb"))
+    (paths.PARAMS / "second.yaml").write_text("run: second\nnotebooks: [01_tiny]\nparameters:\n  message: two\n")
+    monkeypatch.setattr(runner, "REPORT_NOTEBOOKS", ("09_tiny",))
+    steps = [(prof["run"], n) for prof, n in runner.plan(["smoke", "second"])]
+    assert steps == [("first", "01_tiny"), ("second", "01_tiny"), ("first", "09_tiny")]
+    assert runner.run_profile(["smoke", "second"]) == 0
+    assert (tmp_path / "out" / "second" / "notebooks" / "01_tiny.ipynb").is_file()
+    assert runner.interrupted("first") is None and runner.interrupted("second") is None
+    with pytest.raises(runner.ProfileError, match="several profiles write several runs"):
+        runner.run_profile(["smoke", "second"], overrides={"run": "x"})
+    assert runner.main(["--profile", "smoke", "second", "--notebooks", "77"]) == 2
+    assert "profile 'smoke' + 'second'" in capsys.readouterr().err

@@ -2,6 +2,7 @@ import pytest
 from transformers import BertConfig
 
 from bgeq_utils import methods
+from bgeq_utils.core import uncertainty as stats
 from bgeq_utils.measure import speed as bench
 
 
@@ -34,8 +35,24 @@ def test_interleaved_alternates_and_pairs_rounds():
 def test_interleaved_stops_on_budget_after_the_minimum():
     import time
     times = bench.interleaved({"slow": lambda: time.sleep(0.02)},
-                              bench.Budget(warmup=0, min_repeats=6, max_repeats=1000, seconds=0.05, target=0))
-    assert 6 <= len(times["slow"]) < 20
+                              bench.Budget(warmup=0, min_repeats=6, max_repeats=1000, seconds=0.1, target=0))
+    assert 6 <= len(times["slow"]) < 20 and times.stopped == bench.STOP_BUDGET
+
+
+def test_interleaved_gives_a_too_slow_cell_one_short_measurement():
+    """Six rounds of a call four times the budget would take 24 budgets: one round is taken, no interval."""
+    import time
+    calls = {"fp32": lambda: time.sleep(0.01), "fp16": lambda: time.sleep(0.2)}
+    times = bench.interleaved(calls, bench.Budget(warmup=1, min_repeats=6, max_repeats=60, seconds=0.05))
+    assert len(times["fp16"]) == len(times["fp32"]) == 1 and times.stopped == bench.STOP_TOO_SLOW
+    assert not stats.median(times["fp16"]).has_interval
+
+
+def test_interleaved_takes_the_minimum_when_it_fits_twice_the_budget():
+    import time
+    times = bench.interleaved({"a": lambda: time.sleep(0.01)},
+                              bench.Budget(warmup=1, min_repeats=6, max_repeats=6, seconds=0.04, target=0))
+    assert len(times["a"]) == 6
 
 
 def test_speed_grid_times_each_method_beside_its_baselines(reference):
