@@ -88,3 +88,15 @@ def test_several_profiles_run_in_sequence_with_the_report_notebook_last(tmp_path
         runner.run_profile(["smoke", "second"], overrides={"run": "x"})
     assert runner.main(["--profile", "smoke", "second", "--notebooks", "77"]) == 2
     assert "profile 'smoke' + 'second'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in paths.PARAMS.glob("*.yaml")))
+def test_shipped_profiles_pass_only_parameters_their_notebooks_declare(profile):
+    """The runner drops what a notebook does not declare (common parameters go to every notebook), so a
+    notebook-specific value that no notebook declares would be silently lost: a typo is caught here."""
+    prof = runner.load_profile(profile)
+    for name, values in prof["per_notebook"].items():
+        declared = runner._declared_parameters(paths.NOTEBOOKS / f"{name}.ipynb")
+        assert set(values) <= declared, f"{profile}: {name} does not declare {sorted(set(values) - declared)}"
+    everywhere = set.union(*(runner._declared_parameters(paths.NOTEBOOKS / f"{n}.ipynb") for n in prof["notebooks"]))
+    assert set(prof["parameters"]) <= everywhere
