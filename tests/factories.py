@@ -65,7 +65,7 @@ def result(method: str, precision: str | None = None, *, label: str | None = Non
            tps: float = 1000.0, speed=None, speed_runtime=None, runtime_baseline: str = "fp32",
            loss_pct: float | None = None, changed: int | None = None, cos=None, l2=None, sim=None,
            batch: int = 32, seq: int = 128, created: str = "", dataset: str = "lee", extra: dict | None = None,
-           seed: int = 1) -> Result:
+           seed: int = 1, notes: list | None = None) -> Result:
     """A Result with the given figures; speed/cos/mem may be a value (exact) or (value, low, high)."""
     precision = precision or {"fp32": "fp32"}.get(method, method.split("-")[0])
     dev = {"kind": device, "cpu_model": "Test CPU", "cpu_count": 2, "cpu_flags": ["avx2"]}
@@ -76,7 +76,7 @@ def result(method: str, precision: str | None = None, *, label: str | None = Non
                is_default=(not options) if is_default is None else is_default, status=status, reason=reason,
                model=dict(model), device=dev, options=options, created=created,
                dataset={"dataset": dataset, "documents": 50}, settings={"device": device, "model": model["id"]},
-               extra=dict(extra or {}))
+               extra=dict(extra or {}), notes=list(notes or []))
     if status != "ok":
         return r
     r.size = {k: v * 1e6 for k, v in (("disk_bytes", disk_mb), ("param_bytes", param_mb)) if v}
@@ -121,3 +121,19 @@ def write_beir(folder, corpus=None, queries=None, qrels=None):
     (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
     (folder / "qrels" / "test.tsv").write_text(qrels or "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n")
     return folder
+
+
+#: the note the pipeline writes on a Result measured on a file of texts without labels
+NO_LABELS_NOTE = "no labels: quality is not applicable"
+
+
+def unlabelled(method: str, precision: str | None = None, *, dataset: str = "my-texts.txt", **kw) -> Result:
+    """A Result measured on a file of your own texts: no quality, the pipeline's note saying why."""
+    kw.setdefault("loss_pct", None)
+    kw["notes"] = [*(kw.get("notes") or []), NO_LABELS_NOTE]
+    kw["extra"] = {"speed_texts": {"source": f"dataset {dataset}", "texts": 50}, **(kw.get("extra") or {})}
+    if method == "fp32":
+        kw.setdefault("disk_mb", 91.0)
+        kw.setdefault("mem_mb", 250.0)
+        kw.setdefault("cos", 1.0)
+    return result(method, precision, dataset=dataset, **kw)

@@ -318,7 +318,9 @@ def _check_value(c: Claim, m: Measured, column: str) -> dict:
         v, why = U.verdict(e, lo, hi, better)
         judged.append((row, e, v, why))
     if not judged:
-        miss = Counter(f"{column} not measured in {r['group']}" for _, r in pool.iterrows())
+        miss = Counter(f"{column} {r.get('quality_na') or 'not measured'} in {r['group']}"
+                       if column.startswith("quality") else f"{column} not measured in {r['group']}"
+                       for _, r in pool.iterrows())
         return _row(c, detail="; ".join(x for x, _ in miss.most_common(2)), baseline=baseline)
     verdict = U.combine(v for _, _, v, _ in judged)
     counts = Counter(v for _, _, v, _ in judged)

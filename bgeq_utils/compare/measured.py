@@ -14,9 +14,12 @@ no two views disagree about a number. Rules:
   documents (it cannot move).
 - **Memory.** One definition: peak RSS while embedding batch 32 x 128 tokens over a baseline process that
   imported the method's libraries (CUDA: peak allocated); resident after loading for the weights.
-- **Proxy quality.** A group without quality (random weights) shows, in its own labelled columns, the
-  quality loss of the same configuration in a pretrained group on the same device kind; it never enters
-  a ranking of that group.
+- **Not applicable.** A Result whose quality cannot be measured by design (random weights; a file of your own
+  texts, which has no labels) says why in a note ``"<why>: quality is not applicable"``; its row carries
+  ``quality_na`` = ``"not applicable (<why>)"``, which the views show instead of an empty quality cell.
+- **Proxy quality.** A group without quality (random weights, or texts without labels) shows, in its own
+  labelled columns, the quality loss of the same configuration in a pretrained group with quality on the
+  same device kind; it never enters a ranking of that group.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from bgeq_utils.core import results as results_mod
 from bgeq_utils.core.results import Result
 from bgeq_utils.core.uncertainty import Estimate, correlation_loss, ratio_of, relative_loss
 from bgeq_utils.measure.metrics import RETRIEVAL_KEYS
+from bgeq_utils.measure.pipeline import QUALITY_NOT_APPLICABLE
 
 QUALITY_KEYS = RETRIEVAL_KEYS + ("pearson", "spearman")
 #: the metrics whose worst loss is a method's headline quality loss
@@ -128,6 +132,16 @@ def baseline_of(group: list[Result]) -> Result | None:
 
 
 # --- quality deltas -----------------------------------------------------------------------------
+def quality_not_applicable(r: Result) -> str | None:
+    """Why ``r`` has no quality by design ("random weights", "no labels", ...), or None: read from the note
+    ``"<why>: quality is not applicable"`` the pipeline writes; a random-weights record without notes counts too."""
+    suffix = ": " + QUALITY_NOT_APPLICABLE
+    for note in r.notes or []:
+        if isinstance(note, str) and note.endswith(suffix):
+            return note[:-len(suffix)]
+    return "random weights" if r.model.get("weights") == "random" else None
+
+
 def _saturated(key: str, r: Result) -> bool:
     """Recall@k cannot move when the corpus has no more than k documents."""
     if not key.startswith("recall@"):
@@ -281,6 +295,8 @@ def _row(r: Result, base: Result | None, key: tuple, b: int, L: int) -> dict:
            "is_baseline": base is not None and r is base}
     if r.status != "ok":
         return row
+    why = quality_not_applicable(r) if not r.quality else None
+    row["quality_na"] = f"not applicable ({why})" if why else None
     size, bsize = r.size or {}, (base.size or {}) if base is not None else {}
     row["params_m"] = r.model.get("parameters", 0) / 1e6 or None
     row["disk_mb"] = size["disk_bytes"] / MB if size.get("disk_bytes") else None
@@ -331,15 +347,17 @@ def _row(r: Result, base: Result | None, key: tuple, b: int, L: int) -> dict:
 
 
 def _add_proxy_quality(df: pd.DataFrame) -> None:
-    """For groups without quality: the same configuration's loss in a pretrained group, labelled."""
-    if "quality_loss_pct" not in df:
+    """For groups without quality (random weights, texts without labels): the same configuration's loss in a
+    pretrained group with quality, labelled; the same model's first where there is one."""
+    if "quality_loss_pct" not in df or "quality_na" not in df:
         return
     pre = df[(df["weights"] == "pretrained") & (df["status"] == "ok") & df["quality_loss_pct"].notna()]
-    for i in df.index[(df["weights"] == "random") & (df["status"] == "ok")]:
+    for i in df.index[df["quality_na"].notna() & (df["status"] == "ok")]:
         same = pre[(pre["label"] == df.at[i, "label"]) & (pre["device"] == df.at[i, "device"])]
         if same.empty:
             continue
-        src = same.sort_values(["run"]).iloc[0]
+        same = same.assign(_other=same["model"] != df.at[i, "model"])
+        src = same.sort_values(["_other", "run"], kind="stable").iloc[0]
         for c in ("quality_loss_pct", "quality_loss_pct_lo", "quality_loss_pct_hi"):
             df.at[i, "proxy_" + c] = src[c]
         df.at[i, "proxy_source"] = f"{src['model']} on {src['dataset']} (run '{src['run']}')"

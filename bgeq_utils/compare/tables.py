@@ -1,7 +1,8 @@
 """Views of the measured table for people: every figure with its 95% interval, rounded for display.
 
 Each view reads :class:`~bgeq_utils.compare.measured.Measured` and nothing else; a cell with an interval
-reads ``value [low, high]``.
+reads ``value [low, high]``; a quality cell of a Result whose quality cannot be measured by design reads
+``not applicable (<why>)`` (random weights, no labels), never an empty "not measured".
 """
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ def fmt(row, col: str, digits: int = 2, unit: str = "") -> str | None:
 def _num(row, col, digits):
     v = row.get(col)
     return None if v is None or pd.isna(v) else round(float(v), digits)
+
+
+def quality_na(row) -> str | None:
+    """``"not applicable (<why>)"`` for a row whose quality cannot be measured by design, else None."""
+    v = row.get("quality_na")
+    return None if v is None or pd.isna(v) else str(v)
 
 
 def _rows(m: Measured, defaults_only: bool, labels=None) -> pd.DataFrame:
@@ -89,7 +96,7 @@ def quality(m: Measured, defaults_only: bool = False, labels=None, metrics=None)
         for k in metrics:
             row[f"{k}"] = _num(r, f"q:{k}", 4)
             row[f"{k} loss %"] = fmt(r, f"loss:{k}")
-        row["headline loss %"] = fmt(r, "quality_loss_pct")
+        row["headline loss %"] = fmt(r, "quality_loss_pct") or quality_na(r)
         row["worst metric"] = r.get("quality_loss_metric")
         p = r.get("quality_loss_pct_p")
         row["p"] = None if p is None or pd.isna(p) else round(float(p), 4)
@@ -97,14 +104,16 @@ def quality(m: Measured, defaults_only: bool = False, labels=None, metrics=None)
             row[f"proxy loss % ({r['proxy_source']})"] = fmt(r, "proxy_quality_loss_pct")
         rows.append(row)
     return _finish(rows, m, "loss = 100 x (1 - metric / FP32's); headline = worst of " + ", ".join(HEADLINE_KEYS)
-                   + "; 95% paired bootstrap intervals; p: paired randomization test")
+                   + "; 95% paired bootstrap intervals; p: paired randomization test; not applicable: random "
+                   "weights or data without labels (fidelity and speed still measured)")
 
 
 def quality_values(m: Measured, labels=None) -> pd.DataFrame:
     """The quality metrics themselves (no deltas), rounded: what FP32 scores on the data."""
     rows = []
     for _, r in _rows(m, False, labels).iterrows():
-        rows.append({"method": r["label"]} | {k: _num(r, f"q:{k}", 4) for k in QUALITY_KEYS})
+        rows.append({"method": r["label"]} | {k: _num(r, f"q:{k}", 4) for k in QUALITY_KEYS}
+                    | {"quality": quality_na(r)})
     return _finish(rows, m)
 
 
@@ -123,6 +132,7 @@ def guide_table(m: Measured) -> pd.DataFrame:
         src = "own" if q is not None else None
         if q is None and "proxy_quality_loss_pct" in r and not pd.isna(r.get("proxy_quality_loss_pct")):
             q, src = fmt(r, "proxy_quality_loss_pct"), f"proxy: {r['proxy_source']}"
+        q = q or quality_na(r)
         rows.append({"group": r["group"], "precision": r["precision"], "method": r["label"], "status": r["status"],
                      "size MB": _num(r, "disk_mb", 0), "memory MB": fmt(r, "memory_mb", 0),
                      "speed x eager fp32": fmt(r, "speed_vs_eager"),
@@ -140,7 +150,7 @@ def variants(m: Measured, method: str) -> pd.DataFrame:
     rows = [{"configuration": r["label"], "default": r["is_default"], "status": r["status"],
              "x eager fp32": fmt(r, "speed_vs_eager"), "x same-runtime fp32": fmt(r, "speed_vs_runtime"),
              "memory MB": fmt(r, "memory_mb", 0), "cos mean": fmt(r, "cos_mean", 4),
-             "headline loss %": fmt(r, "quality_loss_pct"), "reason": r["reason"] or None}
+             "headline loss %": fmt(r, "quality_loss_pct") or quality_na(r), "reason": r["reason"] or None}
             for _, r in t.iterrows()]
     return _finish(rows, m)
 

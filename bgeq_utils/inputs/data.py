@@ -1,12 +1,16 @@
 """Evaluation sets (retrieval + scored pairs) and calibration texts.
 
 Sources: ``lee`` (human-scored Lee corpus shipped in the gensim wheel, the offline default), a
-BEIR-layout folder given by path, or a BEIR name (downloaded into data/beir/<name> once, then read
-from that same folder offline). See data/README.md for the exact Lee construction.
+BEIR-layout folder given by path, a BEIR name (downloaded into data/beir/<name> once, then read
+from that same folder offline), or a file of your own texts without labels (``.txt``: one text per line;
+``.jsonl``: one JSON text per line), which gives fidelity, speed and memory but no quality. See
+data/README.md for the exact Lee construction.
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import hashlib
 import json
 import random
 import zipfile
@@ -22,6 +26,10 @@ BEIR_NAMES = ("scifact", "nfcorpus", "arguana", "fiqa", "scidocs", "trec-covid",
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 # Lee relevance grades from the averaged human similarity (0..1): see data/README.md.
 LEE_GRADES = ((0.75, 2), (0.5, 1))
+#: suffixes of a file of your own texts (no labels): what load_evalset reads as such, any letter case
+TEXT_SUFFIXES = (".txt", ".jsonl")
+DATASET_FORMS = ("'lee' (bundled, offline), a BEIR-layout folder path, a BEIR name ({names}), or a file of your "
+                 "own texts: .txt (one text per line) or .jsonl (one JSON object with a string \"text\" per line)")
 
 
 class DatasetFormatError(ValueError):
@@ -41,8 +49,13 @@ class EvalSet:
     notes: str = ""
     dropped_judgements: int = 0                 # qrels rows whose document is not in the corpus
     queries_without_relevant: int = 0           # queries that lost every relevant document that way
+    has_labels: bool = True                     # False: your own texts only (no queries, judgements or scores)
+    blank_skipped: int = 0                      # blank lines (and empty JSONL texts) a texts file skipped
+    fingerprint: str = ""                       # sha1 of an unlabelled set's ids and texts: part of its identity
 
     def summary(self) -> dict:
+        if not self.has_labels:
+            return self._texts_summary()
         rel = sum(1 for q in self.qrels.values() for r in q.values() if r > 0)
         out = {"dataset": self.name, "documents": len(self.corpus), "queries": len(self.queries),
                "judged queries": sum(1 for q in self.qrels.values() if any(r > 0 for r in q.values())),
@@ -50,6 +63,17 @@ class EvalSet:
         if self.dropped_judgements:
             out["judgements dropped (document not in corpus)"] = self.dropped_judgements
             out["queries left without a relevant document"] = self.queries_without_relevant
+        return out
+
+    def _texts_summary(self) -> dict:
+        """Count and token-free lengths (characters, whitespace-separated words) of a set of texts."""
+        texts = list(self.corpus.values())
+        out = {"dataset": self.name, "labels": "none (your texts): quality not applicable", "texts": len(texts),
+               "blank lines or texts skipped": self.blank_skipped}
+        for unit, lengths in (("characters", [len(t) for t in texts]), ("words", [len(t.split()) for t in texts])):
+            a = np.asarray(lengths, dtype=float)
+            out |= {f"{unit} median": float(np.median(a)), f"{unit} p95": round(float(np.percentile(a, 95)), 1),
+                    f"{unit} max": int(a.max())}
         return out
 
 
@@ -256,26 +280,169 @@ def download_beir(name: str, root: str | Path | None = None) -> Path:
     return target
 
 
+# --- your own texts, without labels --------------------------------------------------------------------
+def _forms() -> str:
+    return DATASET_FORMS.format(names=", ".join(sorted(set(BEIR_NAMES))))
+
+
+def _text_lines(path: Path):
+    """(line number, line) of a UTF-8 file, split on newlines only (CRLF tolerated, a leading BOM dropped)."""
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            raw = raw[:-1] if raw.endswith(b"\n") else raw
+            raw = raw[:-1] if raw.endswith(b"\r") else raw
+            try:
+                yield n, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DatasetFormatError(f"{path} line {n}: not UTF-8 ({e.reason} at byte {e.start} of the line); "
+                                         "save the file as UTF-8") from None
+
+
+def _bad_span(v: str) -> tuple[int, int]:
+    i = next(i for i, c in enumerate(v) if 0xD800 <= ord(c) <= 0xDFFF)
+    return max(0, i - 10), i + 10
+
+
+_JSONL_FORM = 'each line must be a JSON object with a string "text" (and optionally "_id" or "id"), or a JSON string'
+
+
+def _read_texts_jsonl(path: Path) -> tuple[dict[str, str], int]:
+    """(id -> text, blank lines and empty texts skipped) of a JSONL of texts; a malformed line names itself."""
+    out, first_line, blank = {}, {}, 0
+    for n, line in _text_lines(path):
+        if not line.strip():
+            blank += 1
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise DatasetFormatError(f"{path} line {n}: not valid JSON ({getattr(e, 'msg', e)}); "
+                                     f"{_JSONL_FORM}") from None
+        key = None
+        if isinstance(obj, dict):
+            if "text" not in obj:
+                raise DatasetFormatError(f'{path} line {n}: no "text" field (fields: {sorted(obj)}); {_JSONL_FORM}')
+            text = obj["text"]
+            if not isinstance(text, str):
+                raise DatasetFormatError(f'{path} line {n}: "text" must be a string, got {type(text).__name__} '
+                                         f"({json.dumps(text)[:40]}); {_JSONL_FORM}")
+            field_ = "_id" if "_id" in obj else "id" if "id" in obj else None
+            if field_ is not None:
+                v = obj[field_]
+                if not isinstance(v, (str, int)) or isinstance(v, bool) or str(v) == "":
+                    raise DatasetFormatError(f'{path} line {n}: "{field_}" must be a non-empty string or a whole '
+                                             f"number, got {json.dumps(v)[:40]}; or leave it out")
+                key = str(v)
+        elif isinstance(obj, str):
+            text = obj
+        else:
+            raise DatasetFormatError(f"{path} line {n}: got a JSON {type(obj).__name__}; {_JSONL_FORM}")
+        for what, v in (("text", text), ("id", key or "")):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DatasetFormatError(f'{path} line {n}: the {what} holds an unpaired surrogate escape '
+                                         f'({json.dumps(v[slice(*_bad_span(v))])}), which is no character; fix or '
+                                         "remove it") from None
+        if not text.strip():
+            blank += 1
+            continue
+        key = key if key is not None else f"L{n}"
+        if key in first_line:
+            raise DatasetFormatError(f"{path} line {n}: duplicate id {key!r} (first on line {first_line[key]}); "
+                                     "give each text its own id, or leave the ids out")
+        first_line[key] = n
+        out[key] = text
+    return out, blank
+
+
+def _read_texts_txt(path: Path) -> tuple[dict[str, str], int]:
+    """(id "L<line>" -> the line as written, blank lines skipped) of a file with one text per line."""
+    out, blank = {}, 0
+    for n, line in _text_lines(path):
+        if line.strip():
+            out[f"L{n}"] = line
+        else:
+            blank += 1
+    return out, blank
+
+
+def load_texts(path: str | Path, max_docs: int | None = None, name: str | None = None) -> EvalSet:
+    """Your own texts, without labels: a ``.txt`` file (one text per line, kept as written) or a ``.jsonl`` file
+    (each line a JSON object with a string ``"text"`` and optionally ``"_id"`` or ``"id"``, other fields
+    ignored; or a bare JSON string). UTF-8, a leading BOM tolerated; blank lines (and empty JSONL texts) are
+    skipped and counted. Ids: the given ones, else ``L<line number>``.
+
+    The EvalSet holds the texts as its corpus, no queries, judgements or scored pairs, and ``has_labels``
+    False: a method gets fidelity to FP32 on these texts, its speed is timed on them, and its quality is not
+    applicable. ``max_docs`` keeps the first texts in file order. Any malformed line is a DatasetFormatError
+    naming the file, the line and the fix."""
+    path = Path(path).expanduser()
+    kind = path.suffix.lower()
+    if kind not in TEXT_SUFFIXES:
+        raise DatasetFormatError(f"{path}: a file of texts must end in {' or '.join(TEXT_SUFFIXES)} "
+                                 "(.txt: one text per line; .jsonl: one JSON text per line)")
+    if not path.is_file():
+        raise DatasetFormatError(f"{path} does not exist: dataset takes {_forms()}")
+    corpus, blank = (_read_texts_jsonl if kind == ".jsonl" else _read_texts_txt)(path)
+    what, skipped = (("one text per line", ("blank line", "blank lines")) if kind == ".txt" else
+                     ('one JSON object with a string "text" per line',
+                      ("blank line or empty text", "blank lines or empty texts")))
+    skipped = skipped[blank != 1]
+    if not corpus:
+        found = f"{blank} {skipped} only" if blank else "the file is empty"
+        raise DatasetFormatError(f"{path} holds no texts ({found}): put {what}")
+    notes = [f"your own texts from {path.name}, without labels"]
+    if blank:
+        notes.append(f"{blank} {skipped} skipped")
+    if max_docs and len(corpus) > max_docs:
+        notes.append(f"the first {max_docs} of {len(corpus)} texts kept (max_docs)")
+        corpus = dict(list(corpus.items())[:max_docs])
+    digest = hashlib.sha1()
+    for k, t in corpus.items():
+        digest.update(k.encode() + b"\0" + t.encode() + b"\0")
+    return EvalSet(name or path.name, corpus, {}, {}, notes="; ".join(notes), has_labels=False, blank_skipped=blank,
+                   fingerprint=digest.hexdigest()[:12])
+
+
 def load_evalset(dataset: str = "lee", max_docs: int | None = None, max_queries: int | None = None,
                  split: str = "test", seed: int = 0, strict: bool = False) -> EvalSet:
-    """'lee', a path to a BEIR-layout folder, or a BEIR name (downloaded once into data/beir)."""
+    """'lee', a path to a BEIR-layout folder, a BEIR name (downloaded once into data/beir), or a path to an
+    existing file of your own texts ending in .txt or .jsonl (see :func:`load_texts`; no labels)."""
     for name, v in (("max_docs", max_docs), ("max_queries", max_queries)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ValueError(f"{name}={v!r}: use a positive whole number, or None for all")
     if dataset in (None, "", "lee"):
         return load_lee(max_docs)
+    forms = _forms()
     p = Path(str(dataset)).expanduser()
     if p.is_dir():
         return load_beir_folder(p, split, max_docs, max_queries, seed, strict=strict)
+    if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES:
+        return load_texts(p, max_docs)
     if str(dataset).lower() in BEIR_NAMES:
         folder = download_beir(str(dataset).lower())
         return load_beir_folder(folder, split, max_docs, max_queries, seed, name=str(dataset).lower(), strict=strict)
-    raise DatasetFormatError(f"unknown dataset {dataset!r}: use 'lee' (bundled, offline), a BEIR-layout folder "
-                             f"path, or a BEIR name ({', '.join(sorted(set(BEIR_NAMES)))})")
+    if p.is_file():
+        raise DatasetFormatError(f"{dataset!r} is a file but not a file of texts (it must end in "
+                                 f"{' or '.join(TEXT_SUFFIXES)}): dataset takes {forms}")
+    if p.suffix.lower() in TEXT_SUFFIXES or "/" in str(dataset) or str(dataset).startswith((".", "~")):
+        raise DatasetFormatError(f"{dataset!r} does not exist (looked for {p.absolute()}): dataset takes {forms}")
+    raise DatasetFormatError(f"unknown dataset {dataset!r}: use {forms}")
 
 
 def calibration_texts(n: int | None = None, seed: int = 0) -> list[str]:
-    """Unlabelled news text from lee_background.cor: disjoint from the evaluation documents."""
+    """Unlabelled news text from lee_background.cor: disjoint from the evaluation documents.
+
+    These stay the calibration texts when the data set is a file of your own texts, on purpose: on such a set
+    the figures that judge a method are fidelity to FP32 *on those same texts*, and a static method calibrated
+    on the texts it is then scored on would look better than it is (the calibration ranges would be fitted to
+    exactly the activations being compared). Keeping them also keeps a Result's calibration identity (the
+    number ``n``) and key the same across data sets. To calibrate on your own domain, pass a list of texts
+    held out from the evaluation file as ``calibration=[...]`` (its hash is recorded); :func:`check_calibration`
+    refuses calibration texts that are also evaluation texts."""
     text = (_gensim_test_data() / "lee_background.cor").read_text(encoding="latin-1")
     lines = [line.strip() for line in text.splitlines()
              if line.strip()]

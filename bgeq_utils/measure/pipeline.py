@@ -26,6 +26,8 @@ from bgeq_utils.measure.memory import MEMORY_BATCH, MEMORY_SEQ, measure_memory
 
 #: calibration texts of a method's registry default configuration
 DEFAULT_CALIBRATION = 64
+#: the one way a Result says it has no quality: a note "<why>: quality is not applicable" (the comparison reads it)
+QUALITY_NOT_APPLICABLE = "quality is not applicable"
 
 
 @dataclass
@@ -82,7 +84,9 @@ class BenchConfig:
 def embed_evalset(encoder, evalset, query_prompt: str | None = None, batch_size: int = 32,
                   progress: bool = False) -> dict[str, np.ndarray]:
     out = {"corpus": encoder.encode(list(evalset.corpus.values()), batch_size, progress=progress)}
-    if evalset.symmetric:
+    if not evalset.queries:                 # a file of your own texts: no queries
+        out["queries"] = np.zeros((0, out["corpus"].shape[1]), out["corpus"].dtype)
+    elif evalset.symmetric:
         out["queries"] = out["corpus"] if list(evalset.queries) == list(evalset.corpus) else \
             encoder.encode(list(evalset.queries.values()), batch_size)
     else:
@@ -118,14 +122,16 @@ def fidelity(emb: dict, ref_emb: dict, keep: int = 2000) -> dict:
     return f
 
 
-def _emb_file(run: str, evalset_name: str) -> Path:
-    return paths.embeddings_dir(run) / f"fp32__{evalset_name}.npz"
+def _emb_file(run: str, evalset) -> Path:
+    """A file of texts is named with its fingerprint too: two files of one name never share embeddings."""
+    fp = getattr(evalset, "fingerprint", "")
+    return paths.embeddings_dir(run) / f"fp32__{evalset.name}{'-' + fp if fp else ''}.npz"
 
 
 def reference_embeddings(reference, evalset, run: str = "default", batch_size: int = 32,
                          recompute: bool = False) -> dict[str, np.ndarray]:
     """FP32 embeddings of the evaluation texts: saved by 01, reused by every later notebook."""
-    f = _emb_file(run, evalset.name)
+    f = _emb_file(run, evalset)
     ids = np.array(list(evalset.corpus) + ["|"] + list(evalset.queries))
     if f.is_file() and not recompute:
         z = np.load(f, allow_pickle=False)
@@ -175,10 +181,45 @@ def variant_label(method: str, options: dict | None = None, calibration=None) ->
 
 
 def dataset_id(evalset) -> dict | None:
+    """What a Result's key records of its data: a file of your own texts adds that it has no labels and the
+    fingerprint of its texts (its speed is timed on them, so they change figures)."""
     if evalset is None:
         return None
-    return {"name": evalset.name, "documents": len(evalset.corpus), "queries": len(evalset.queries),
-            "pairs": len(evalset.pairs)}
+    out = {"name": evalset.name, "documents": len(evalset.corpus), "queries": len(evalset.queries),
+           "pairs": len(evalset.pairs)}
+    if not getattr(evalset, "has_labels", True):
+        out |= {"labels": False, "sha1": evalset.fingerprint}
+    return out
+
+
+def quality_not_applicable(reference, evalset) -> str | None:
+    """Why quality is not measured for this reference and data, or None when it is: random weights have no
+    meaningful quality, and a file of your own texts has no labels to score against."""
+    why = []
+    if not reference.has_quality:
+        why.append("random weights")
+    if evalset is not None and not getattr(evalset, "has_labels", True):
+        why.append("no labels")
+    return " and ".join(why) or None
+
+
+def speed_texts(evalset) -> list[str] | None:
+    """The texts the speed grid times: a file of your own texts is timed on those texts (each batch is still
+    padded or cut to exactly each length of the grid, so the lengths are the grid's and the content is
+    yours); a labelled data set keeps the standard benchmark texts (None), so that speed does not depend on
+    which labelled set a run evaluates."""
+    if evalset is None or getattr(evalset, "has_labels", True):
+        return None
+    return list(evalset.corpus.values())
+
+
+def _token_lengths(reference, texts: list[str]) -> dict:
+    """Token counts of ``texts`` with the reference's tokenizer (special tokens included, nothing cut): which
+    cells of the grid match the texts' real lengths."""
+    ids = reference.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    n = np.array([len(x) for x in ids])
+    return {"tokens median": float(np.median(n)), "tokens p95": round(float(np.percentile(n, 95)), 1),
+            "tokens max": int(n.max()), "longer than max_seq_length": int((n > reference.max_seq_length).sum())}
 
 
 def settings_of(reference, evalset, device: str, calibration, cfg: BenchConfig, with_fidelity: bool) -> dict:
@@ -261,7 +302,12 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
     encoder if asked).
 
     A method that cannot run here is recorded as ``skipped`` with the reason; one that breaks is recorded as
-    ``failed`` with the error; neither stops the caller. Unknown methods and options are errors."""
+    ``failed`` with the error; neither stops the caller. Unknown methods and options are errors.
+
+    On a file of your own texts (``evalset.has_labels`` False) quality is not applicable (a note says so, as
+    for random weights), fidelity is measured on the texts, and the speed grid times those texts
+    (``extra["speed_texts"]`` records it, with their token lengths). Calibration stays on the standard
+    calibration texts unless ``calibration`` is a list (see data.calibration_texts for why)."""
     from bgeq_utils.inputs import data as data_mod
 
     spec = registry.get(method)
@@ -286,10 +332,11 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
         if evalset is not None:
             t0 = time.perf_counter()
             emb = embed_evalset(encoder, evalset, reference.query_prompt, progress=progress)
-            if reference.has_quality:
+            why = quality_not_applicable(reference, evalset)
+            if why is None:
                 res.quality, res.per_query = quality(emb, evalset)
             else:
-                res.notes.append("random weights: quality is not applicable")
+                res.notes.append(f"{why}: {QUALITY_NOT_APPLICABLE}")
             if reference_emb is not None:
                 res.fidelity = fidelity(emb, reference_emb)
             res.timings["eval_s"] = time.perf_counter() - t0
@@ -299,9 +346,14 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
                 res.size["param_bytes"] = encoder.param_bytes()
             except NotImplementedError:
                 pass
+        texts = speed_texts(evalset)
+        if texts is not None:
+            res.extra["speed_texts"] = {"source": f"dataset {evalset.name}", "texts": len(texts),
+                                        **_token_lengths(reference, texts),
+                                        "how": "each batch padded or cut to exactly each sequence length"}
         t0 = time.perf_counter()
         base = baselines_for(method, encoder, res.options, reference, device) if cfg.baselines else {}
-        rows = speed.speed_grid(encoder, base, cfg.batch_sizes, cfg.seq_lens, budget=cfg.budget(),
+        rows = speed.speed_grid(encoder, base, cfg.batch_sizes, cfg.seq_lens, budget=cfg.budget(), texts=texts,
                                 config=reference.model.config, progress=progress)
         res.ceiling = speed.gemm_ceiling(_compute_precision(encoder, spec), device)
         res.speed = speed.add_ceiling_share(rows, res.ceiling)
@@ -517,7 +569,7 @@ def side_by_side(study: Study, configurations: list, device: str | None = None,
     try:
         if len(encoders) >= 2:
             first = next(iter(encoders))
-            texts = data_mod.benchmark_texts(64)
+            texts = speed_texts(study.evalset) or data_mod.benchmark_texts(64)
             for L in (seq_lens or cfg.seq_lens):
                 for b in (batch_sizes or cfg.batch_sizes):
                     enc0 = encoders[first]

@@ -158,3 +158,10 @@ def test_notebook_filter_keeps_a_precisions_claims(claims):
     df = ledger.check(measure([fp32()]), claims, precision="fp16")
     assert all("fp16" in p for p in df["precision"]) or set(df["id"]) >= {"rec-gpu-fp16"}
     assert "int8-cpu-speed" not in set(df["id"])
+
+
+def test_quality_claims_on_unlabelled_texts_say_not_applicable(claims):
+    from tests.factories import unlabelled
+    df = ledger.check(measure([unlabelled("fp32"), unlabelled("fp16", cos=0.9999)]), claims)
+    row = by_id(df, "fp16-quality-loss")
+    assert row["verdict"] == U.NOT_MEASURED and "not applicable (no labels)" in row["detail"]
