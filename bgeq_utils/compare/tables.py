@@ -179,6 +179,8 @@ def speed_grid(result) -> pd.DataFrame:
             row[f"x {d.get('baseline', role)}"] = e.fmt(2) if e is not None else d.get("missing")
         if r.get("share_of_ceiling") is not None:
             row["% GEMM ceiling"] = round(100 * r["share_of_ceiling"], 1)
+        if r.get("stopped"):
+            row["stopped"] = r["stopped"]
         rows.append(row)
     return pd.DataFrame(rows)
 
