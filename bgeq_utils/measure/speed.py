@@ -8,6 +8,7 @@ same-precision GEMM ceiling measured here, the best of several libraries.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,7 +40,8 @@ class Budget:
     """How long one (batch, sequence length) cell of the grid is timed. ``seconds`` is the budget: rounds go on
     until every ratio's interval is within ``target`` of its value (relative half-width) or the budget is
     spent, at most ``max_repeats``. ``min_repeats`` (the fewest for a 95% interval of a median) are taken
-    when they fit in twice the budget, judged from the warm-up round; a cell too slow for that (FP16 on a CPU
+    when they fit in twice the budget, judged from the cheapest measured round (never the warm-up, whose
+    first-call costs would cut cells that are fast); a cell too slow for that (FP16 on a CPU
     without FP16 arithmetic, a large model at a large batch) gets as many rounds as fit, at least one, and
     no interval: a short measurement, recorded as such, rather than minutes of a known-slow path."""
     warmup: int = 1
@@ -64,13 +66,12 @@ def interleaved(calls: dict, budget: Budget = Budget(), progress=None) -> Timing
     two of them is then measured under the same machine conditions. Returns seconds per call, by name,
     paired by round."""
     names = list(calls)
-    t_warm = time.perf_counter()
     for _ in range(budget.warmup):
         for n in names:
             calls[n]()
-    round_cost = (time.perf_counter() - t_warm) / budget.warmup if budget.warmup else None
     times = Timings({n: [] for n in names})
     times.stopped = STOP_MAX
+    round_cost = None
     start = time.perf_counter()
     r = 0
     while r < budget.max_repeats:
@@ -81,12 +82,14 @@ def interleaved(calls: dict, budget: Budget = Budget(), progress=None) -> Timing
             calls[n]()
             times[n].append(time.perf_counter() - t0)
         r += 1
-        round_cost = round_cost if round_cost is not None else time.perf_counter() - t_round
+        # the cheapest measured round: no first-call costs (without a warm-up, the first round pays them)
+        round_cost = min(round_cost or math.inf, time.perf_counter() - t_round)
         if progress is not None:
             progress.update(1)
         elapsed = time.perf_counter() - start
         if r < budget.min_repeats:
-            if budget.min_repeats * round_cost <= 2 * budget.seconds or elapsed + round_cost <= budget.seconds:
+            if (budget.min_repeats * round_cost <= 2 * budget.seconds or elapsed + round_cost <= budget.seconds
+                    or (r < 2 and not budget.warmup)):
                 continue
             times.stopped = STOP_TOO_SLOW
             break

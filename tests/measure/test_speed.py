@@ -32,26 +32,55 @@ def test_interleaved_alternates_and_pairs_rounds():
     assert rounds[:3] == [list("ABC"), list("BCA"), list("CAB")]      # each takes each position in turn
 
 
-def test_interleaved_stops_on_budget_after_the_minimum():
-    import time
-    times = bench.interleaved({"slow": lambda: time.sleep(0.02)},
+class FakeClock:
+    """perf_counter for the speed module: each timed call advances it by that call's cost, so budget
+    decisions are tested without depending on how busy the machine is."""
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def calls(self, costs: dict) -> dict:
+        def make(cost):
+            def call():
+                self.now += cost
+            return call
+        return {n: make(c) for n, c in costs.items()}
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = FakeClock()
+    monkeypatch.setattr(bench.time, "perf_counter", c)
+    return c
+
+
+def test_interleaved_stops_on_budget_after_the_minimum(clock):
+    times = bench.interleaved(clock.calls({"slow": 0.02}),
                               bench.Budget(warmup=0, min_repeats=6, max_repeats=1000, seconds=0.1, target=0))
-    assert 6 <= len(times["slow"]) < 20 and times.stopped == bench.STOP_BUDGET
+    assert len(times["slow"]) == 6 and times.stopped == bench.STOP_BUDGET
 
 
-def test_interleaved_gives_a_too_slow_cell_one_short_measurement():
+def test_interleaved_gives_a_too_slow_cell_one_short_measurement(clock):
     """Six rounds of a call four times the budget would take 24 budgets: one round is taken, no interval."""
-    import time
-    calls = {"fp32": lambda: time.sleep(0.01), "fp16": lambda: time.sleep(0.2)}
-    times = bench.interleaved(calls, bench.Budget(warmup=1, min_repeats=6, max_repeats=60, seconds=0.05))
+    times = bench.interleaved(clock.calls({"fp32": 0.01, "fp16": 0.2}),
+                              bench.Budget(warmup=1, min_repeats=6, max_repeats=60, seconds=0.05))
     assert len(times["fp16"]) == len(times["fp32"]) == 1 and times.stopped == bench.STOP_TOO_SLOW
     assert not stats.median(times["fp16"]).has_interval
 
 
-def test_interleaved_takes_the_minimum_when_it_fits_twice_the_budget():
-    import time
-    times = bench.interleaved({"a": lambda: time.sleep(0.01)},
+def test_interleaved_takes_the_minimum_when_it_fits_twice_the_budget(clock):
+    times = bench.interleaved(clock.calls({"a": 0.01}),
                               bench.Budget(warmup=1, min_repeats=6, max_repeats=6, seconds=0.04, target=0))
+    assert len(times["a"]) == 6
+
+
+def test_a_slow_first_call_does_not_cut_a_fast_cell(clock):
+    """The warm-up pays first-call costs (a session's first run, a compile): the decision reads measured rounds."""
+    cost = iter([5.0] + [0.01] * 100)
+    calls = {"a": lambda: setattr(clock, "now", clock.now + next(cost))}
+    times = bench.interleaved(calls, bench.Budget(warmup=1, min_repeats=6, max_repeats=6, seconds=0.1, target=0))
     assert len(times["a"]) == 6
 
 
@@ -59,7 +88,7 @@ def test_speed_grid_times_each_method_beside_its_baselines(reference):
     enc = methods.build("fp32", reference)
     other = methods.build("fp16", reference)
     rows = bench.speed_grid(other, {"eager": ("fp32", enc), "runtime": ("fp32", enc)}, batch_sizes=(2,),
-                            seq_lens=(24,), budget=bench.Budget(warmup=0, min_repeats=6, max_repeats=6, seconds=1),
+                            seq_lens=(24,), budget=bench.Budget(warmup=0, min_repeats=6, max_repeats=6, seconds=60),
                             progress=False, config=reference.model.config)
     r = rows[0]
     assert r["seq_len"] == 24 and r["tokens_per_s"] == pytest.approx(r["sentences_per_s"] * 24)
