@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run run-full run-bge-large-random run-bge-large bench lint test test-unit test-notebooks notebooks report clean-venv
+.PHONY: help setup report-check run run-full run-bge-large-random run-bge-large bench lint test test-unit test-notebooks notebooks report clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ test-notebooks: $(STAMP) ## the notebooks replayed (nbval) and their recorded fi
 
 notebooks: $(STAMP) ## re-execute the committed notebooks in place (default profile; outputs to a temp folder)
 	BGEQ_OUTPUTS=$$(mktemp -d) $(PY) -m bgeq_utils.cli.refresh
+
+RUN ?= default
+report-check: $(STAMP) ## open outputs/$(RUN)/report.html in headless Chromium at 1400 and 400 px: fails if it scrolls sideways; screenshots
+	$(PY) scripts/report_check.py --run $(RUN)
 
 report: $(STAMP) ## rebuild only the comparison and report.html of the main job (outputs/default/report.html)
 	$(PY) -m bgeq_utils.cli.runner --profile $(PROFILES) --notebooks 09

@@ -5,6 +5,8 @@ name; each carries the environment it was measured in.
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from bgeq_utils.core import paths, vocab
@@ -35,6 +37,56 @@ def env_caption(ax, labels):
     ax.figure.tight_layout(rect=(0, 0.06 if labels else 0, 1, 1))
     if labels:
         caption(ax, " | ".join(labels))
+
+
+def _drawn_texts(fig) -> list:
+    """Every non-empty Text artist a drawn figure shows: titles, axis labels, the tick labels of the ticks in
+    view, annotations, legend entries and titles, figure texts."""
+    from matplotlib.text import Text
+    ticks, drawn = set(), []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for t in axis.get_major_ticks() + axis.get_minor_ticks():
+                ticks.update((id(t.label1), id(t.label2)))
+    for ax in fig.axes:
+        if not ax.get_visible() or not ax.axison:
+            continue
+        box = ax.get_window_extent()
+        for axis, (lo, hi), k in ((ax.xaxis, (box.x0, box.x1), 0), (ax.yaxis, (box.y0, box.y1), 1)):
+            for lab in axis.get_majorticklabels() + axis.get_minorticklabels():
+                if lab.get_text().strip() and lo - 1 <= lab.get_window_extent().get_points().mean(axis=0)[k] <= hi + 1:
+                    drawn.append(lab)                                    # a tick in view
+    seen, out = set(), []
+    for t in [t for t in fig.findobj(Text) if id(t) not in ticks] + drawn:
+        a = getattr(t, "axes", None)
+        if id(t) in seen or not t.get_visible() or not t.get_text().strip() or (a is not None and not a.get_visible()):
+            continue
+        seen.add(id(t))
+        out.append(t)
+    return out
+
+
+def overlapping_labels(fig, tolerance_px: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of texts of ``fig`` that overlap once drawn (tick labels, axis labels, titles, annotations,
+    legend entries, captions): each as (text, text), empty when every label reads on its own. Overlaps
+    smaller than ``tolerance_px`` in either direction (touching boxes) do not count."""
+    from matplotlib.text import Text
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for t in _drawn_texts(fig):
+        b = Text.get_window_extent(t, renderer)                      # the text only (an annotation's arrow not)
+        if b.width > 0 and b.height > 0:
+            boxes.append((t.get_text().replace("\n", " "), b))
+    out = []
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            (ta, a), (tb, b) = boxes[i], boxes[j]
+            w = min(a.x1, b.x1) - max(a.x0, b.x0)
+            h = min(a.y1, b.y1) - max(a.y0, b.y0)
+            if w > tolerance_px and h > tolerance_px:
+                out.append((ta, tb))
+    return out
 
 
 def precision_palette(precisions) -> dict:
@@ -118,7 +170,7 @@ def quality_vs_speed(m, group: str, env_label: str = "", ax=None):
         t["one_minus_cos"] = 1 - t["cos_mean"]
         t["one_minus_cos_lo"] = 1 - t["cos_mean_hi"]
         t["one_minus_cos_hi"] = 1 - t["cos_mean_lo"]
-        ycol, ylabel = "one_minus_cos", "1 - mean cosine to FP32 (no quality in this group; 95% CI)"
+        ycol, ylabel = "one_minus_cos", "1 - mean cosine to FP32 (95% CI)\nno quality in this group"
     if t.empty:
         return None
     defaults = set(default_rows(m)["uid"])
@@ -138,24 +190,59 @@ def quality_vs_speed(m, group: str, env_label: str = "", ax=None):
     front = pareto_mask(x, y)
     ft = t[front].sort_values("speed_vs_eager")
     ax.plot(ft["speed_vs_eager"], ft[ycol], color="0.3", lw=1, ls="--", zorder=0, label="Pareto frontier")
-    placed = []
-    for _, r in ft.iterrows():
-        if r["uid"] not in defaults and len(ft) > 8:
-            continue
-        dy = 10 + 12 * sum(abs(np.log(r["speed_vs_eager"] / px)) < 0.15 for px in placed)
-        placed.append(r["speed_vs_eager"])
-        ax.annotate(r["label"], (r["speed_vs_eager"], r[ycol]), fontsize=7, xytext=(4, dy),
-                    textcoords="offset points", arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
     log_ratio_axis(ax)
     ax.axvline(1.0, color="0.6", lw=0.8)
     ax.axhline(0.0, color="0.6", lw=0.8)
     ax.set_xlabel(f"speed-up over eager PyTorch FP32 at batch {m.batch_size} x {m.seq_len} (log; 95% CI)")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"Quality loss against speed: {group}\nlabelled: the Pareto frontier (lower loss, faster)",
-                 fontsize=10)
+    ax.set_title(textwrap.fill(f"Quality loss against speed: {group}", 90)
+                 + "\nlabelled: the Pareto frontier (lower loss, faster)", fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     env_caption(ax, [env_label])
+    shown = ft if len(ft) <= 8 else ft[ft["uid"].isin(defaults)]
+    place_labels(ax, zip(shown["speed_vs_eager"], shown[ycol], shown["label"]),
+                 avoid=zip(t["speed_vs_eager"], t[ycol]))
     return ax
+
+
+def place_labels(ax, labelled, avoid=(), fontsize: float = 7, step: float = 11):
+    """Annotate each (x, y, text) of ``labelled`` beside its point where it overlaps no text already drawn
+    (tick and axis labels, title, legend, caption, the labels placed before it) and no point of ``avoid``
+    (x, y): above or below it, right or left of it, stepping away until free; inside the axes if it can be.
+    Call it last, once the layout is done. Returns the annotations."""
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    taken = [Text.get_window_extent(t, renderer) for t in _drawn_texts(fig)]
+    pts = ax.transData.transform(np.array([p for p in avoid if np.all(np.isfinite(p))], float).reshape(-1, 2))
+    taken += [Bbox.from_extents(x - 4, y - 4, x + 4, y + 4) for x, y in pts]
+    inside, whole = ax.get_window_extent(), fig.bbox
+    tries = [(dx, dy, ha) for k in range(8) for dy in (8 + step * k, -14 - step * k)
+             for dx, ha in ((4, "left"), (-4, "right"))]
+
+    def free(box, within):
+        return within.contains(box.x0, box.y0) and within.contains(box.x1, box.y1) and not any(
+            box.overlaps(b) for b in taken)
+    out = []
+    for x, y, text in labelled:
+        ann = ax.annotate(text, (x, y), fontsize=fontsize, xytext=tries[0][:2], textcoords="offset points",
+                          ha="left", arrowprops=dict(arrowstyle="-", color="0.45", lw=0.6))
+        boxes = []
+        for dx, dy, ha in tries:
+            ann.set_position((dx, dy))
+            ann.set_horizontalalignment(ha)
+            ann.update_positions(renderer)                               # where the text goes, not its arrow
+            boxes.append(Text.get_window_extent(ann, renderer).padded(1))
+        pick = next((i for i, b in enumerate(boxes) if free(b, inside)), None)
+        if pick is None:
+            pick = next((i for i, b in enumerate(boxes) if free(b, whole)), 0)
+        ann.set_position(tries[pick][:2])
+        ann.set_horizontalalignment(tries[pick][2])
+        taken.append(boxes[pick])
+        out.append(ann)
+    return out
 
 
 def pareto_mask(x, y) -> np.ndarray:

@@ -4,7 +4,8 @@
 group), ``make_figures`` draws and saves the figures, ``export`` writes the files; ``build`` does all three.
 The HTML embeds its figures as base64 PNG and its own style sheet: it opens in any browser, without Jupyter
 or a network. It leads with the answer: the recommendation per device, then the guide's table measured,
-then the ledger, then the detail.
+then the ledger, then the detail. It reads on a phone (400 px) and a wide screen: tables scroll sideways in
+their own box, figures shrink to fit; ``scripts/report_check.py`` checks both in a headless browser.
 """
 from __future__ import annotations
 
@@ -156,19 +157,52 @@ def to_markdown(cmp: Comparison) -> str:
 
 # --- html ---------------------------------------------------------------------------------------
 CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1200px;color:#222;
-line-height:1.45;padding:0 1em}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;font-size:12px;margin:.6em 0;display:block;overflow-x:auto;max-width:100%}
-th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3;position:sticky;top:0}
+*,*::before,*::after{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1240px;color:#222;
+line-height:1.45;padding:0 1em;font-size:16px;overflow-wrap:break-word}
+h1{font-size:1.6em;line-height:1.25}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+h3{overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%;margin:.6em 0;-webkit-overflow-scrolling:touch}
+table{border-collapse:collapse;font-size:13px;margin:0}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:normal}
+th{background:#f3f3f3}thead th{position:sticky;top:0}table.kv td{overflow-wrap:anywhere}
 tr.holds td.verdict{background:#d9f2d9}tr.fails-worse-than-claimed td.verdict,tr.fails td.verdict{background:#f8d7d7}
 tr.fails-better-than-claimed td.verdict{background:#dbe8f8}tr.inconclusive td.verdict{background:#fbf0c9}
 tr.not-measured td.verdict{background:#eee;color:#555}
 .note{color:#555;font-size:.9em}.box{background:#f6f8fa;border:1px solid #ddd;padding:.8em 1em;border-radius:4px}
-figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9em;color:#444}
-code{background:#f3f3f3;padding:0 .2em}
+figure{margin:1em 0}figure img{display:block;max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.9em;color:#444}
+code{background:#f3f3f3;padding:0 .2em;overflow-wrap:anywhere}pre{overflow-x:auto;white-space:pre-wrap}
+summary{cursor:pointer}li{margin:.15em 0}
+@media (max-width:600px){body{margin:.8em auto;padding:0 .7em}h1{font-size:1.35em}h2{font-size:1.2em}
+h3{font-size:1.05em}.box{padding:.6em .7em}ul{padding-left:1.2em}table{font-size:12px}}
+@media (max-width:900px){td.claim,td.detail,td.measured,td.reading{min-width:12em}td.id{min-width:8em}}
 """
+
+#: a data table is at least as wide as its columns' contents need (each column counted as MIN_COL_CH to
+#: MAX_COL_CH characters) but never wider than MAX_TABLE_PX, so that on a phone it scrolls sideways in its
+#: container instead of squeezing every column into a tall sliver, and on a wide screen it need not scroll
+MIN_COL_CH, MAX_COL_CH, MAX_TABLE_PX = 4, 28, 1100
+
+
+def _min_width_ch(header, rows) -> int:
+    """A table's minimum width in characters: per column, its longest value (clipped to MIN/MAX_COL_CH) or its
+    header's longest word, plus padding."""
+    cols = list(header)
+    total = 0
+    for j, h in enumerate(cols):
+        longest = max([len(w) for w in str(h).split()] + [len(str(r[j])) for r in rows if r[j] is not None] + [0])
+        total += min(max(longest, MIN_COL_CH), MAX_COL_CH) + 2
+    return total
+
+
+def _scroll(table_html: str, min_ch: int | None = None) -> str:
+    """A table in a container that scrolls sideways; ``min_ch`` gives the table a minimum width (at most
+    MAX_TABLE_PX)."""
+    if min_ch:
+        table_html = table_html.replace("<table", f"<table style='min-width:min({min_ch}ch,{MAX_TABLE_PX}px)'", 1)
+    return f"<div class='scroll'>{table_html}</div>"
 
 
 def _esc(x) -> str:
@@ -178,7 +212,12 @@ def _esc(x) -> str:
 def _df_html(df: pd.DataFrame) -> str:
     if df is None or df.empty:
         return "<p class='note'>(empty)</p>"
-    return df.to_html(index=False, na_rep="", escape=True, border=0)
+    rows = [["" if _blank(v) else v for v in row] for row in df.astype(object).itertuples(index=False)]
+    return _scroll(df.to_html(index=False, na_rep="", escape=True, border=0), _min_width_ch(df.columns, rows))
+
+
+def _blank(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
 def _ledger_html(df: pd.DataFrame) -> str:
@@ -186,12 +225,15 @@ def _ledger_html(df: pd.DataFrame) -> str:
         return "<p class='note'>(no claims)</p>"
     cols = LEDGER_COLUMNS + ["measured", "model", "reading"]
     head = "".join(f"<th>{_esc(c)}</th>" for c in cols)
-    rows = []
+    rows, values = [], []
     for _, r in df.iterrows():
         cls = "".join(ch if ch.isalnum() else "-" for ch in str(r["verdict"])).strip("-").replace("--", "-")
-        cells = "".join(f"<td class='{_esc(c)}'>{_esc(r.get(c, ''))}</td>" for c in cols)
+        values.append(["" if _blank(r.get(c)) else r.get(c) for c in cols])
+        cells = "".join(f"<td class='{_esc(c)}'>{_esc(v).replace('/', '/<wbr>')}</td>"   # bf16/fp16/... wraps
+                        for c, v in zip(cols, values[-1]))
         rows.append(f"<tr class='{_esc(cls)}'>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return _scroll(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
+                   _min_width_ch(cols, values))
 
 
 def _rec_html(rec: Recommendation) -> str:
@@ -200,8 +242,8 @@ def _rec_html(rec: Recommendation) -> str:
              + ("" if rec.decided or not rec.ok else " <i>(undecided at 95%)</i>") + "</p>",
              f"<p>{_esc(rec.explanation)}</p>"]
     if rec.evidence:
-        parts.append("<table><tbody>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>"
-                                                for k, v in rec.evidence.items()) + "</tbody></table>")
+        parts.append(_scroll("<table class='kv'><tbody>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>"
+                                                        for k, v in rec.evidence.items()) + "</tbody></table>"))
     if rec.caveats:
         parts.append("<p>Not established at 95%:</p><ul>" + "".join(f"<li>{_esc(c)}</li>" for c in rec.caveats)
                      + "</ul>")
@@ -234,8 +276,8 @@ def _environment_html(results) -> str:
                  "packages": ", ".join(f"{k} {v}" for k, v in (r.packages or {}).items() if v),
                  "runs": ", ".join(sorted({x.run for x in results if (x.device or {}).get("cpu_model") == d.get(
                      "cpu_model") and (x.device or {}).get("gpu_name") == d.get("gpu_name")}))}
-        blocks.append("<table><tbody>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>"
-                                                 for k, v in items.items() if v) + "</tbody></table>")
+        blocks.append(_scroll("<table class='kv'><tbody>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>"
+                                                         for k, v in items.items() if v) + "</tbody></table>"))
     return "".join(blocks) or "<p class='note'>(no results, no environment)</p>"
 
 

@@ -88,6 +88,14 @@ def test_report_files_render_and_parse(result_set):
     assert "not measured" in set(led["verdict"]) and "baseline" in led.columns
 
 
+def test_report_tables_scroll_in_their_own_box_and_figures_shrink_to_fit(result_set):
+    page = report.to_html(report.compute(result_set, ["constructed set"], device="cpu"))
+    assert page.count("<table") >= 4 and page.count("<table") == page.count("<div class='scroll'><table")
+    assert ".scroll{overflow-x:auto" in report.CSS and "img{display:block;max-width:100%;height:auto" in report.CSS
+    assert "min-width:min(" in page                      # data tables keep readable columns on a phone
+    assert "width=device-width" in page
+
+
 def test_report_with_no_results_says_so():
     cmp, files = report.build(["no-such-run"], [], out_run="report-empty")
     page = files["html"].read_text()
