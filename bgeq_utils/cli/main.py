@@ -80,26 +80,9 @@ def cmd_recommend(a) -> int:
     return 0
 
 
-def _option_value(text: str):
-    import yaml
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
 def cmd_export(a) -> int:
-    from bgeq_utils import export
-    options = {}
-    for item in a.option:
-        if "=" not in item:
-            raise UsageError(f"--option {item!r}: write NAME=VALUE, e.g. --option per_channel=false")
-        k, v = item.split("=", 1)
-        options[k] = _option_value(v)
-    rep = export.export(a.method, model=a.model, out_dir=a.out, options=options, calibration=a.calibration,
-                        run=a.run, device=a.device, overwrite=a.overwrite)
-    print(rep.summary() if hasattr(rep, "summary") else rep)
-    return 0
+    from bgeq_utils.export.__main__ import main as export_main
+    return export_main(a.rest)
 
 
 def cmd_methods(a) -> int:
@@ -154,15 +137,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--all-groups", action="store_true", help="one recommendation per measured group")
     p.set_defaults(func=cmd_recommend)
 
-    p = sub.add_parser("export", help="write METHOD's model as a folder its own library loads, verified")
-    p.add_argument("method")
-    p.add_argument("--model", default="default", help="default (bundled), a hub id or a local folder")
-    p.add_argument("--out", required=True, help="folder to create")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="a method option")
-    p.add_argument("--calibration", type=int, default=None, help="calibration texts (static methods)")
-    p.add_argument("--run", default="default", help="the run whose Result goes on the model card")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    p = sub.add_parser("export", help="write METHOD's model as a folder its own library loads, verified against "
+                       "bgeq's encoder (arguments as `python -m bgeq_utils.export --help`)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("methods", help="the registry: every method, its precision, library, runtime, devices")

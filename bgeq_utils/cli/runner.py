@@ -63,8 +63,9 @@ def load_profile(name_or_path: str) -> dict:
 
 
 MARKER = "RUNNING"
-#: notebooks that write no Result (they read them): a kill there loses nothing, so no marker covers them
-REPORT_NOTEBOOKS = ("09_comparison",)
+#: notebooks that read the Results of every run the profiles write (and write none): they run last, once, in
+#: this order; a kill there loses no Result, so no marker covers them
+REPORT_NOTEBOOKS = ("09_comparison", "10_export")
 
 
 def interrupted(run: str) -> str | None:

@@ -58,3 +58,9 @@ def test_errors_are_one_line_with_exit_code_2(saved_run, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("bgeq recommend: error: no Results in no-such-run")
     assert cli.main(["run", "--profile", "no-such-profile"]) == 2
     assert "no parameter profile 'no-such-profile'" in capsys.readouterr().err
+
+
+def test_export_refuses_an_unknown_method_in_one_line(tmp_path, capsys):
+    assert cli.main(["export", "no-such-method", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no-such-method" in err[0] and not (tmp_path / "x").exists()
