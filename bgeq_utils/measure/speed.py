@@ -40,15 +40,20 @@ class Budget:
     """How long one (batch, sequence length) cell of the grid is timed. ``seconds`` is the budget: rounds go on
     until every ratio's interval is within ``target`` of its value (relative half-width) or the budget is
     spent, at most ``max_repeats``. ``min_repeats`` (the fewest for a 95% interval of a median) are taken
-    when they fit in twice the budget, judged from the cheapest measured round (never the warm-up, whose
-    first-call costs would cut cells that are fast); a cell too slow for that (FP16 on a CPU
-    without FP16 arithmetic, a large model at a large batch) gets as many rounds as fit, at least one, and
-    no interval: a short measurement, recorded as such, rather than minutes of a known-slow path."""
+    when they fit in ``MIN_REPEATS_OVERRUN`` times the budget, judged from the cheapest measured round (never
+    the warm-up, whose first-call costs would cut cells that are fast); a cell too slow for that (FP16 on a
+    CPU without FP16 arithmetic, a large model at a large batch) gets as many rounds as fit, at least one,
+    and no interval: a short measurement, recorded as such, rather than minutes of a known-slow path."""
     warmup: int = 1
     min_repeats: int = stats.MIN_REPEATS_FOR_CI
     max_repeats: int = 60
     seconds: float = 20.0
     target: float = 0.03
+
+
+#: how far past its budget a cell may run to reach the rounds an interval needs: a cell whose minimum rounds
+#: would take longer (FP16 emulated on a CPU: about 4x FP32) gets a short measurement instead
+MIN_REPEATS_OVERRUN = 3.0
 
 
 class Timings(dict):
@@ -88,7 +93,8 @@ def interleaved(calls: dict, budget: Budget = Budget(), progress=None) -> Timing
             progress.update(1)
         elapsed = time.perf_counter() - start
         if r < budget.min_repeats:
-            if (budget.min_repeats * round_cost <= 2 * budget.seconds or elapsed + round_cost <= budget.seconds
+            if (budget.min_repeats * round_cost <= MIN_REPEATS_OVERRUN * budget.seconds
+                    or elapsed + round_cost <= budget.seconds
                     or (r < 2 and not budget.warmup)):
                 continue
             times.stopped = STOP_TOO_SLOW

@@ -70,7 +70,7 @@ def test_interleaved_gives_a_too_slow_cell_one_short_measurement(clock):
     assert not stats.median(times["fp16"]).has_interval
 
 
-def test_interleaved_takes_the_minimum_when_it_fits_twice_the_budget(clock):
+def test_interleaved_takes_the_minimum_when_it_fits_the_allowed_overrun(clock):
     times = bench.interleaved(clock.calls({"a": 0.01}),
                               bench.Budget(warmup=1, min_repeats=6, max_repeats=6, seconds=0.04, target=0))
     assert len(times["a"]) == 6
