@@ -329,17 +329,17 @@ def fidelity_distributions(results, env_label: str = "", ax=None, floor: float =
 
 
 # --- the notebooks' own figures (one call each) ------------------------------------------------------
-def finish(fig_or_ax, run: str, name: str, title: str | None = None):
-    """Title, save under outputs/<run>/figures/<name>.png and show a figure; nothing when there is none."""
+def finish(fig_or_ax, run: str, name: str, title: str | None = None) -> None:
+    """Title, save under outputs/<run>/figures/<name>.png and show a figure; nothing when there is none.
+    Returns nothing: a notebook cell ending in it shows the figure, not a machine's path."""
     import matplotlib.pyplot as plt
     if fig_or_ax is None:
         return None
     fig = getattr(fig_or_ax, "figure", fig_or_ax)
     if title:
         (fig_or_ax.set_title if hasattr(fig_or_ax, "set_title") else fig.suptitle)(title)
-    path = savefig(fig, run, name)
+    savefig(fig, run, name)
     plt.show()
-    return path
 
 
 def calibration_curves(sweep_df, env_label: str = ""):

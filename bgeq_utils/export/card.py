@@ -4,6 +4,7 @@ views and formatting, none typed by hand."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -115,12 +116,15 @@ def render(report, measured: pd.DataFrame | None = None, measured_notes=(), resu
         out.append(f"- calibration: {report.calibration}")
     out.append(f"- pooling: {report.pooling}, then L2 normalization; at most {report.max_seq_length} tokens")
     out.append("")
+    here = Path(report.out_dir).name            # the card travels with the folder: no machine's absolute path
+    first = report.loaders[0].render(here)
     out += ["## How to load it", "", f"Needs: {report.loaders[0].library}. The code below is exactly what the "
-            "export check ran (with this folder's path).", "", "```python", report.load_code.rstrip(),
-            'embeddings = model.encode(["A sentence to embed", "Another one"])' if "model = " in report.load_code
+            f"export check ran, with the folder's path written relative to its parent folder ({here}).", "",
+            "```python", first.rstrip(),
+            'embeddings = model.encode(["A sentence to embed", "Another one"])' if "model = " in first
             else 'embeddings = encode(["A sentence to embed", "Another one"])', "```", ""]
     for ld in report.loaders[1:]:
-        out += [f"Without sentence-transformers ({ld.library}):", "", "```python", ld.render(report.out_dir).rstrip(),
+        out += [f"Without sentence-transformers ({ld.library}):", "", "```python", ld.render(here).rstrip(),
                 "", "",
                 'embeddings = encode(["A sentence to embed", "Another one"])', "```", ""]
     out += ["## Verification", "",

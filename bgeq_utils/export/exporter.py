@@ -101,8 +101,9 @@ class ExportReport:
 
     @property
     def load_code(self) -> str:
-        """The code that loads the folder (the first loader's, with the folder's path)."""
-        return self.loaders[0].render(self.out_dir)
+        """The code that loads the folder (the first loader's), with the folder's path as the project shows
+        paths: relative to the repository (or ``<outputs>/`` when outputs live elsewhere)."""
+        return self.loaders[0].render(paths.shown(self.out_dir))
 
     @property
     def size_mb(self) -> float:
