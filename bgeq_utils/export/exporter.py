@@ -138,7 +138,8 @@ class ExportReport:
 
     def __repr__(self) -> str:
         state = "verified" if self.passed else "FAILED verification"
-        return f"ExportReport({self.label!r} -> {str(self.out_dir)!r}, {self.format}, {self.size_mb:.1f} MB, {state})"
+        return f"ExportReport({self.label!r} -> {paths.shown(self.out_dir)!r}, {self.format}, {self.size_mb:.1f} MB, " \
+               f"{state})"
 
     def what_it_means(self) -> str:
         """A paragraph for people, every figure read from the verification."""
