@@ -23,6 +23,7 @@ no two views disagree about a number. Rules:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,6 +262,18 @@ class Measured:
         return self.table.empty
 
 
+def speed_cell(group: list[Result], batch_size: int, seq_len: int) -> tuple[int, int]:
+    """The (batch, length) cell a group's speed is read at: the one asked for where the group timed it, else
+    the group's nearest (same length first, then the batch closest on a log scale, the larger on a tie).
+    Speed-ups are only compared within a group, so a group measured on another grid (a GPU reference pass)
+    is read at its own nearest cell, which its rows name, rather than shown as not measured."""
+    cells = {(row["batch_size"], row["seq_len"]) for r in group if r.status == "ok" for row in r.speed or []
+             if row.get("batch_size") and row.get("seq_len")}
+    if not cells or (batch_size, seq_len) in cells:
+        return batch_size, seq_len
+    return min(cells, key=lambda c: (c[1] != seq_len, abs(math.log(c[0] / batch_size)), -c[0]))
+
+
 def measure(results, batch_size: int = 32, seq_len: int = 128) -> Measured:
     """Build the measured table of ``results`` (any mix of runs, models and devices)."""
     results = list(results)
@@ -270,8 +283,10 @@ def measure(results, batch_size: int = 32, seq_len: int = 128) -> Measured:
     rows, by_uid = [], {}
     for key, group in groups.items():
         base = baseline_of(group)
+        b, L = speed_cell(group, batch_size, seq_len)
         for r in group:
-            rows.append(_row(r, base, key, batch_size, seq_len))
+            rows.append(_row(r, base, key, b, L))
+            rows[-1]["speed_cell"] = f"{b}x{L}"
             rows[-1]["uid"] += f"#{len(rows)}"          # unique within this table even for twin records
             by_uid[rows[-1]["uid"]] = r
     df = pd.DataFrame(rows)

@@ -59,8 +59,13 @@ def speed(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFrame
             "repeats": _num(r, "repeats", 0), "% GEMM ceiling": None if pd.isna(r.get("share_of_ceiling", None))
             else round(100 * float(r["share_of_ceiling"]), 1),
             "b1 latency ms": _num(r, "latency_ms_p50_b1", 2), "reason": r["reason"] or None})
-    return _finish(rows, m, f"batch {m.batch_size} x {m.seq_len} tokens; speed-ups are medians of per-round "
-                            "ratios timed in one window with their baselines, 95% intervals in brackets")
+    df = _finish(rows, m, f"batch {m.batch_size} x {m.seq_len} tokens; speed-ups are medians of per-round "
+                          "ratios timed in one window with their baselines, 95% intervals in brackets")
+    asked = f"{m.batch_size}x{m.seq_len}"
+    cells = _rows(m, defaults_only, labels).get("speed_cell")
+    if cells is not None and len(df) == len(cells) and (cells.dropna() != asked).any():
+        df.insert(df.columns.get_loc("tok/s"), "cell", list(cells))    # a group timed on another grid
+    return df
 
 
 def footprint(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFrame:

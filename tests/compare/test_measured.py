@@ -77,3 +77,18 @@ def test_variants_are_detail_the_default_represents_the_method():
                  speed=2.5, loss_pct=5.0)]
     d = default_rows(measure(rs))
     assert list(d["label"]) == ["fp32", "int8-dynamic-onnx"]
+
+
+def test_a_group_timed_on_another_grid_is_read_at_its_nearest_cell():
+    """make run compares at batch 8; a GPU reference pass timed batches 1, 32 and 128: its speed-ups are read
+    at batch 32 (within its own group, against its own FP32), and the rows say which cell."""
+    from bgeq_utils.compare import tables
+    cpu = [fp32(batch=8), result("int8-dynamic-onnx", batch=8, speed=(3.0, 2.8, 3.2), loss_pct=1.0)]
+    gpu = [fp32(run="gpu", device="cuda", batch=32), result("fp16", run="gpu", device="cuda", batch=32,
+                                                           speed=(2.8, 2.7, 2.9), loss_pct=0.0)]
+    m = measure(cpu + gpu, 8, 128)
+    t = m.table.set_index(["device", "method"])
+    assert t.loc[("cpu", "int8-dynamic-onnx"), "speed_cell"] == "8x128"
+    assert t.loc[("cuda", "fp16"), "speed_cell"] == "32x128"
+    assert t.loc[("cuda", "fp16"), "speed_vs_eager"] == pytest.approx(2.8)
+    assert "cell" in tables.speed(m).columns and "cell" not in tables.speed(measure(cpu, 8, 128)).columns
