@@ -64,7 +64,8 @@ def speed(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFrame
     asked = f"{m.batch_size}x{m.seq_len}"
     cells = _rows(m, defaults_only, labels).get("speed_cell")
     if cells is not None and len(df) == len(cells) and (cells.dropna() != asked).any():
-        df.insert(df.columns.get_loc("tok/s"), "cell", list(cells))    # a group timed on another grid
+        at = df.columns.get_loc("tok/s") if "tok/s" in df.columns else len(df.columns)
+        df.insert(at, "cell", list(cells))                             # a group timed on another grid
     return df
 
 
