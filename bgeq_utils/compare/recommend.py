@@ -288,9 +288,10 @@ def _rank(cands, max_loss, min_cos, budget, min_speedup, objective):
 
 def _evidence(best, m: Measured) -> dict:
     ev = {}
+    cell = best.get("speed_cell") or f"{m.batch_size}x{m.seq_len}"      # the cell this group was read at
     for col, name, d, u in (("speed_vs_eager", "speed over eager PyTorch FP32", 2, "x"),
                             ("speed_vs_runtime", f"speed over FP32 in {best['runtime']}", 2, "x"),
-                            ("tokens_per_s", f"tokens/s at batch {m.batch_size}x{m.seq_len}", 0, ""),
+                            ("tokens_per_s", f"tokens/s at batch {cell}", 0, ""),
                             ("memory_mb", "inference memory", 0, " MB"), ("memory_ratio", "memory x FP32", 2, "x"),
                             ("quality_loss_pct", "headline quality loss", 2, "%"),
                             ("cos_mean", "mean cosine to FP32", 4, "")):
