@@ -24,14 +24,6 @@ def markdown_table(df: pd.DataFrame) -> str:
     return md(df)
 
 
-def _speed_cell(result) -> tuple[int, int]:
-    """The comparison's speed cell (batch 32 x 128 tokens) when the Result has it, else its largest batch."""
-    if result.speed_at(32, 128) is not None or not result.speed:
-        return 32, 128
-    row = max(result.speed, key=lambda r: (r.get("batch_size", 0), r.get("seq_len", 0)))
-    return int(row["batch_size"]), int(row["seq_len"])
-
-
 def measured_figures(result, context=None) -> tuple[pd.DataFrame, list[str]]:
     """The Result's row of the comparison, as (figure, value) pairs, and each view's note.
 
@@ -44,8 +36,7 @@ def measured_figures(result, context=None) -> tuple[pd.DataFrame, list[str]]:
         context = results_mod.load_run(result.run, strict=False)
     same = (result.run, result.key, result.device_kind)
     pool = [r for r in context if (r.run, r.key, r.device_kind) != same] + [result]
-    b, L = _speed_cell(result)
-    m = mm.measure(pool, b, L)
+    m = mm.measure(pool)            # the comparison's cell, or this group's nearest (measured.speed_cell)
     keep = [i for i, u in zip(m.table.index, m.table["uid"]) if m.results[u] is result]
     sub = mm.Measured(m.table.loc[keep], m.results, m.batch_size, m.seq_len)
     rows, notes = [], []

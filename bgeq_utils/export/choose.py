@@ -1,7 +1,6 @@
 """Which method to export: a run's recommendation (as 09_comparison computes it) and the Result behind it."""
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from bgeq_utils.core import vocab
@@ -17,15 +16,6 @@ class Choice:
     comparison: object = field(default=None, repr=False)
     context: list = field(default_factory=list, repr=False)   # the run's Results (the FP32 baseline among them)
     why: str = ""
-
-
-def speed_cell(results) -> tuple[int, int]:
-    """The (batch, length) cell timed for the most Results of a run (ties: the larger), for the comparison."""
-    cells = Counter((row.get("batch_size"), row.get("seq_len")) for r in results if r.status == "ok"
-                    for row in r.speed or [] if row.get("batch_size") and row.get("seq_len"))
-    if not cells:
-        return 32, 128
-    return max(cells, key=lambda c: (cells[c], c))
 
 
 def choose(run: str = "default", method: str = "", model_id: str | None = None, device: str = "cpu",
@@ -48,8 +38,8 @@ def choose(run: str = "default", method: str = "", model_id: str | None = None, 
         where = "; ".join(messages) or f"run {run!r}"
         return Choice(None, context=results, why=f"no Results of {model_id or 'any model'} on {kind} to recommend "
                       f"from ({where}): run the method notebooks first, or name a method")
-    b, L = (batch_size, seq_len) if batch_size and seq_len else speed_cell(mine)
-    cmp = compute(mine, messages, device=kind, batch_size=b, seq_len=L, **constraints)
+    # without a cell, the comparison's default: each group is read there or at its nearest timed cell
+    cmp = compute(mine, messages, device=kind, batch_size=batch_size or 32, seq_len=seq_len or 128, **constraints)
     recs = [rec for rec in cmp.recommendations.values() if rec.device == kind and rec.ok]
     if not recs:
         return Choice(None, comparison=cmp, context=results,
@@ -71,7 +61,8 @@ def choose(run: str = "default", method: str = "", model_id: str | None = None, 
         except ExportError as e:
             skipped.append(f"{label} cannot be shipped faithfully ({str(e).split(': ', 1)[-1]})")
             continue
-        why = f"the recommendation of run {run!r} on {kind} (batch {b} x {L} tokens): {rec.explanation}"
+        cell = next(iter(t.loc[t["group"] == rec.group, "speed_cell"].dropna()), "?").replace("x", " x ")
+        why = f"the recommendation of run {run!r} on {kind} (batch {cell} tokens): {rec.explanation}"
         if skipped:
             why += (" Exported instead: " + label + ", the best-ranked method that meets the same constraints and "
                     "can be shipped; " + "; ".join(skipped))
