@@ -17,11 +17,22 @@ from bgeq_utils import methods
 from bgeq_utils.compare import measure, tables
 from bgeq_utils.core import env
 from bgeq_utils.inputs import data, models
-from bgeq_utils.measure import pipeline
+from bgeq_utils.measure import corpus, pipeline
 
 DEFAULT_METHODS = ["fp32", "fp32-st", "fp32-onnx", "fp32-openvino", "fp32-inductor", "bf16", "fp16",
                    "int8-dynamic-torch", "int8-static-torch", "int8-dynamic-onnx", "int8-static-onnx",
                    "int8-static-openvino", "int8-bnb", "int4-onnx", "int4-torchao", "nf4-bnb"]
+
+
+#: corpus throughput by default: eager FP32, the fastest INT8 path measured here, and BF16
+CORPUS_METHODS = ["fp32", "int8-static-openvino", "bf16"]
+
+
+def corpus_texts(name: str, max_texts: int | None) -> list[str]:
+    if name == "lee_background":
+        return data.background_corpus(max_texts)
+    ev = data.load_texts(name, max_docs=max_texts)
+    return list(ev.corpus.values())
 
 
 def main(argv=None) -> int:
@@ -38,8 +49,16 @@ def main(argv=None) -> int:
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--fidelity-docs", type=int, default=20, help="Lee documents for the fidelity check (0: none)")
     ap.add_argument("--run", default="bge-large-random", help="the same run the bge-large-random notebooks write to")
+    ap.add_argument("--corpus", default=None,
+                    help="also time whole passes over a corpus of real lengths in length-sorted batches: "
+                         "'lee_background' (bundled, 300 news documents) or a file of texts (.txt / .jsonl)")
+    ap.add_argument("--corpus-methods", nargs="*", default=CORPUS_METHODS,
+                    help="methods timed side by side on the corpus; the first is the baseline of the ratios")
+    ap.add_argument("--corpus-texts", type=int, default=None, help="the first N texts of the corpus (default: all)")
+    ap.add_argument("--corpus-max-length", type=int, default=None,
+                    help="cut texts at this many tokens (default: the model's maximum)")
     a = ap.parse_args(argv)
-    unknown = [m for m in a.methods if m not in methods.names()]
+    unknown = [m for m in a.methods + (a.corpus_methods if a.corpus else []) if m not in methods.names()]
     if unknown:
         print(f"unknown methods: {unknown}; known: {', '.join(methods.names())}", file=sys.stderr)
         return 2
@@ -52,6 +71,13 @@ def main(argv=None) -> int:
     cfg = pipeline.BenchConfig(batch_sizes=tuple(a.batch_sizes), seq_lens=tuple(a.seq_lens), seconds=a.seconds,
                                min_repeats=a.min_repeats, memory=not a.no_memory)
     out = []
+    if a.corpus:
+        texts = corpus_texts(a.corpus, a.corpus_texts)
+        budget = pipeline.BenchConfig(seconds=a.seconds, min_repeats=a.min_repeats).budget()
+        rec = corpus.measure_corpus(ref, a.corpus_methods, texts, a.corpus, a.run, device=a.device,
+                                    max_length=a.corpus_max_length, budget=budget, calibration=a.calibration)
+        df = tables.corpus_throughput(rec)
+        print(f"\ncorpus throughput: {df.attrs['note']}\n{df.to_string(index=False)}\n{rec['path']}", flush=True)
     for m in a.methods:
         t = time.perf_counter()
         spec = methods.get(m)
@@ -60,6 +86,8 @@ def main(argv=None) -> int:
         out.append(r)
         print(f"{m:24s} {r.status:8s} {time.perf_counter() - t:6.0f}s {r.reason[:100]}", flush=True)
     pipeline.release_baselines()
+    if not out:
+        return 0
     mt = measure(out, max(a.batch_sizes), max(a.seq_lens))
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 30)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from bgeq_utils.compare.measured import Measured, default_rows, estimate
 from bgeq_utils.core import vocab
+from bgeq_utils.measure.corpus import INVARIANCE_FLAG
 
 OBJECTIVES = {
     "speed": "the fastest (highest speed-up over eager FP32); ties by lower memory",
@@ -306,6 +307,10 @@ def _evidence(best, m: Measured) -> dict:
     if "proxy_quality_loss_pct" in best and not pd.isna(best.get("proxy_quality_loss_pct")):
         ev[f"quality from a proxy: {best['proxy_source']} (not used to rank)"] = \
             _fmt_e(best, "proxy_quality_loss_pct", 2, "% loss")
+    b = best.get("batch_cos_min")
+    if b is not None and not pd.isna(b):
+        ev["same text alone vs in a batch (lowest cosine)"] = f"{b:.6f}" + (
+            ": its embedding depends on the batch it is in" if b < INVARIANCE_FLAG else "")
     ev["measured in"] = best["group"]
     return ev
 

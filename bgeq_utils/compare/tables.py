@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bgeq_utils.compare.measured import HEADLINE_KEYS, QUALITY_KEYS, Measured, default_rows, estimate
+from bgeq_utils.measure import corpus
 
 TARGET_MODEL = "bge-large"
 
@@ -88,8 +89,16 @@ def fidelity(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFr
     for _, r in _rows(m, defaults_only, labels).iterrows():
         rows.append(_id(r) | {"cos mean": fmt(r, "cos_mean", 4), "cos min": _num(r, "cos_min", 4),
                               "top10 overlap": fmt(r, "top10_overlap", 3), "sim pearson": fmt(r, "sim_pearson", 4),
-                              "L2 mean": fmt(r, "l2_mean", 4)})
-    return _finish(rows, m, "agreement with FP32's embeddings of the same texts; 95% bootstrap intervals over texts")
+                              "L2 mean": fmt(r, "l2_mean", 4), "batch cos min": _invariance(r)})
+    return _finish(rows, m, "agreement with FP32's embeddings of the same texts; 95% bootstrap intervals over "
+                   "texts; batch cos min: the lowest cosine between a text embedded alone and the same text in a "
+                   f"length-sorted or a padded batch ({corpus.INVARIANCE_BATCH} texts; 'drifts' below "
+                   f"{corpus.INVARIANCE_FLAG})")
+
+
+def _invariance(row) -> str | None:
+    v = _num(row, "batch_cos_min", 6)
+    return None if v is None else f"{v:.6f}" + (" drifts" if v < corpus.INVARIANCE_FLAG else "")
 
 
 def quality(m: Measured, defaults_only: bool = False, labels=None, metrics=None) -> pd.DataFrame:
@@ -206,3 +215,22 @@ def fastest(m: Measured, method: str, column: str = "speed_vs_runtime") -> str:
         clear = b is not None and n is not None and b.has_interval and n.has_interval and b.low > n.high
         out += f", {'ahead of' if clear else 'not separated at 95% from'} {nxt['label']} ({fmt(nxt, column)}x)"
     return out
+
+
+def corpus_throughput(record: dict) -> pd.DataFrame:
+    """Whole passes over a corpus of real lengths in length-sorted batches (``measure.corpus``), side by side."""
+    from bgeq_utils.core.uncertainty import Estimate
+    rows = []
+    for r in record.get("rows", []):
+        s = Estimate(r["sentences_per_s"], r.get("sentences_per_s_low"), r.get("sentences_per_s_high"))
+        ratio = Estimate.from_dict(r["vs_baseline"])
+        rows.append({"method": r["method"], "sentences/s": s.fmt(1), "real tokens/s": round(r["tokens_per_s"]),
+                     f"x {r['vs_baseline']['baseline']}": ratio.fmt(2), "padding %": round(100 * r["padding_waste"], 1),
+                     "padding % unsorted": round(100 * r["unsorted_padding_waste"], 1), "passes": r["repeats"],
+                     "stopped": r["stopped"]})
+    df = pd.DataFrame(rows)
+    df.attrs["note"] = (f"{record.get('corpus')}: {record['rows'][0]['texts'] if record.get('rows') else 0} texts, "
+                        f"batches of {record.get('batch_size')} sorted by length, cut at {record.get('max_length')} "
+                        "tokens; medians over whole passes with 95% intervals, ratios paired by pass; padding %: "
+                        "share of computed tokens that are padding (unsorted: batches in corpus order)")
+    return df

@@ -116,13 +116,20 @@ def _default(o):
 
 
 ATTEMPTS = "attempts"
+#: set by ``bgeq sweep`` in the environment of each notebook it runs (JSON: the sweep, the task, its fixed thread
+#: count, whether it held its host's ``bench`` resource): a Result measured there records it as ``extra["sweep"]``
+SWEEP_CONTEXT_ENV = "BGEQ_SWEEP_CONTEXT"
 
 
 def save(result: Result, folder: str | Path | None = None) -> Path:
     """Atomic write: a crash mid-write leaves the previous file intact, never half a file.
 
     A skipped or failed Result never replaces an ``ok`` one of the same key: it is written beside it,
-    under ``attempts/``, where :func:`latest_attempt` finds it (the comparison reports it)."""
+    under ``attempts/``, where :func:`latest_attempt` finds it (the comparison reports it). Under ``bgeq sweep``
+    a Result not yet stamped records the sweep task that measured it (``extra["sweep"]``)."""
+    context = os.environ.get(SWEEP_CONTEXT_ENV)
+    if context and "sweep" not in result.extra:
+        result.extra["sweep"] = json.loads(context)
     folder = Path(folder) if folder else paths.results_dir(result.run)
     target = folder / file_name(result)
     if result.status != "ok" and target.is_file():
@@ -132,12 +139,17 @@ def save(result: Result, folder: str | Path | None = None) -> Path:
             kept = False
         if kept:
             target = folder / ATTEMPTS / target.name
+    return write_json(result.to_dict(), target)
+
+
+def write_json(obj, target: str | Path) -> Path:
+    """Atomic, group-readable JSON: a crash mid-write leaves the previous file intact, never half a file."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    folder = target.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(result.to_dict(), f, indent=1, default=_default, allow_nan=True)
+            json.dump(obj, f, indent=1, default=_default, allow_nan=True)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)

@@ -443,17 +443,39 @@ def calibration_texts(n: int | None = None, seed: int = 0) -> list[str]:
     number ``n``) and key the same across data sets. To calibrate on your own domain, pass a list of texts
     held out from the evaluation file as ``calibration=[...]`` (its hash is recorded); :func:`check_calibration`
     refuses calibration texts that are also evaluation texts."""
-    text = (_gensim_test_data() / "lee_background.cor").read_text(encoding="latin-1")
-    lines = [line.strip() for line in text.splitlines()
-             if line.strip()]
+    lines = _background_documents()
     rng = random.Random(seed)
     rng.shuffle(lines)
     if n is not None and n > len(lines):
         # More than 300 requested: also use sentence-sized pieces of the same documents.
-        pieces = [s.strip() + "." for doc in lines for s in doc.split(". ") if len(s.split()) > 5]
+        pieces = _sentences(lines)
         rng.shuffle(pieces)
         lines = lines + pieces
     return lines[:n] if n is not None else lines
+
+
+def _background_documents() -> list[str]:
+    text = (_gensim_test_data() / "lee_background.cor").read_text(encoding="latin-1")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _sentences(docs: list[str]) -> list[str]:
+    return [s.strip() + "." for doc in docs for s in doc.split(". ") if len(s.split()) > 5]
+
+
+def sentence_texts(n: int = 32, seed: int = 2) -> list[str]:
+    """Sentence-sized texts of lee_background (6 to about 60 words): lengths vary, so batching them pads,
+    which is what a batch-invariance check needs (whole documents all fill a 128-token window)."""
+    pieces = _sentences(_background_documents())
+    random.Random(seed).shuffle(pieces)
+    return pieces[:n]
+
+
+def background_corpus(max_texts: int | None = None) -> list[str]:
+    """lee_background's 300 news documents in file order (45 to 620 words): a corpus of real lengths for
+    corpus throughput."""
+    docs = _background_documents()
+    return docs[:max_texts] if max_texts else docs
 
 
 def check_calibration(evalset: EvalSet, n: int) -> None:

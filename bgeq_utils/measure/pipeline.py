@@ -21,7 +21,7 @@ import numpy as np
 from bgeq_utils import methods as registry
 from bgeq_utils.core import env, paths, results, vocab
 from bgeq_utils.core.results import Result
-from bgeq_utils.measure import metrics, speed
+from bgeq_utils.measure import corpus, metrics, speed
 from bgeq_utils.measure.memory import MEMORY_BATCH, MEMORY_SEQ, measure_memory
 
 #: calibration texts of a method's registry default configuration
@@ -46,6 +46,7 @@ class BenchConfig:
     memory_batch: int = MEMORY_BATCH
     memory_seq: int = MEMORY_SEQ
     size: bool = True
+    invariance: bool = True        # the same texts alone, in a length-sorted batch and in a padded batch
 
     def __post_init__(self):
         """Every field checked before any work, the message naming the notebook parameter to fix."""
@@ -64,7 +65,7 @@ class BenchConfig:
             if isinstance(v, bool) or not isinstance(v, types) or v < low:
                 kind = "a whole number" if types is int else "a number"
                 raise ValueError(f"{param}={v!r}: use {kind} >= {low:g}")
-        for name in ("baselines", "memory", "size"):
+        for name in ("baselines", "memory", "size", "invariance"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{'measure_memory' if name == 'memory' else name}={getattr(self, name)!r}: "
                                  "use True or False")
@@ -340,6 +341,9 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
             if reference_emb is not None:
                 res.fidelity = fidelity(emb, reference_emb)
             res.timings["eval_s"] = time.perf_counter() - t0
+        if cfg.invariance:
+            res.fidelity["batch_invariance"] = corpus.batch_invariance(encoder, data_mod.sentence_texts(
+                corpus.INVARIANCE_BATCH))
         if cfg.size:
             res.size = {"disk_bytes": encoder.size_on_disk()}
             try:

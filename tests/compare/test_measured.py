@@ -92,3 +92,19 @@ def test_a_group_timed_on_another_grid_is_read_at_its_nearest_cell():
     assert t.loc[("cuda", "fp16"), "speed_cell"] == "32x128"
     assert t.loc[("cuda", "fp16"), "speed_vs_eager"] == pytest.approx(2.8)
     assert "cell" in tables.speed(m).columns and "cell" not in tables.speed(measure(cpu, 8, 128)).columns
+
+
+def test_batch_invariance_is_shown_beside_fidelity_and_a_drifting_method_is_flagged():
+    from bgeq_utils.compare import tables
+    base = fp32()
+    drift = result("int8-dynamic-onnx", "int8", cos=0.995, loss_pct=0.0, speed=3.0)
+    steady = result("int8-static-onnx", "int8", cos=0.995, loss_pct=0.0, speed=2.0)
+    drift.fidelity["batch_invariance"] = {"cos_min": 0.9849}
+    steady.fidelity["batch_invariance"] = {"cos_min": 0.9999997}
+    m = measure([base, drift, steady])
+    t = tables.fidelity(m).set_index("method")
+    assert t.loc["int8-dynamic-onnx", "batch cos min"] == "0.984900 drifts"
+    assert t.loc["int8-static-onnx", "batch cos min"] == "1.000000"
+    rec = recommend.recommend(m, max_quality_loss_pct=1.0)
+    assert rec.choice == "int8-dynamic-onnx"
+    assert "depends on the batch" in rec.evidence["same text alone vs in a batch (lowest cosine)"]
