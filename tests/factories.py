@@ -137,3 +137,41 @@ def unlabelled(method: str, precision: str | None = None, *, dataset: str = "my-
         kw.setdefault("mem_mb", 250.0)
         kw.setdefault("cos", 1.0)
     return result(method, precision, dataset=dataset, **kw)
+
+
+def lee_known_items(folder, documents: int = 24, queries: int = 12):
+    """A BEIR-layout folder of real text: the first ``documents`` Lee documents, each without its first sentence,
+    and, as the query of each of the first ``queries`` of them, that first sentence (relevant: its document)."""
+    from bgeq_utils.inputs import data
+    docs = list(data.load_lee(documents).corpus.values())
+    heads = [d.split(". ", 1) for d in docs]
+    corpus = [{"_id": f"d{i}", "text": h[1] if len(h) > 1 else h[0]} for i, h in enumerate(heads)]
+    asked = [{"_id": f"q{i}", "text": heads[i][0] + "."} for i in range(queries)]
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(queries))
+    return write_beir(folder, corpus, asked, qrels)
+
+
+def index_result(method: str = "fp32", precision: str = "float32", multiplier: int = 0, *, run: str = "synthetic",
+                 retention=100.0, faster=1.0, status: str = "ok", reason: str = "", documents: int = 50,
+                 dim: int = 384):
+    """A notebook-08 record (embedding_quant.IndexResult) with the given figures; retention / faster may be a
+    value (exact) or (value, low, high)."""
+    from bgeq_utils.analysis import embedding_quant as eq
+    rec = eq.IndexResult(run=run, model_method=method, output_precision=precision, rescore_multiplier=multiplier,
+                         status=status, reason=reason, model=dict(MINI),
+                         dataset={"dataset": "lee", "documents": documents, "queries": documents},
+                         device={"kind": "cpu", "cpu_model": "Test CPU", "cpu_count": 2, "cpu_flags": ["avx2"]},
+                         settings={"model": MINI["id"], "dataset": "lee"})
+    if status != "ok":
+        return rec
+    b, f = eq.expected_bytes(documents, dim, precision), eq.expected_bytes(documents, dim, "float32")
+    rec.index = {"kind": eq.index_kind(precision), "documents": documents, "dim": dim, "bits": eq.BITS[precision],
+                 "bytes": b, "float32_bytes": f, "smaller_x": f / b, "serialized_bytes": b + 40,
+                 "serialized_float32_bytes": f + 40, "serialized_smaller_x": (f + 40) / (b + 40)}
+    fv, rv = (x[0] if isinstance(x, tuple) else x for x in (faster, retention))
+    rec.speed = {"latency_us": _est(4.0 / fv), "float32_latency_us": _est(4.0), "faster_x": _est(faster),
+                 "repeats": 6, "queries": documents}
+    rec.quality = {"ndcg@10": 0.7 * rv / 100}
+    rec.retention = {"ndcg@10": _est(retention), "recall@10": _est(retention), "mrr@10": _est(retention),
+                     "recall@100": None}
+    return rec

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bgeq_utils.compare import embedding_storage, plots, tables
 from bgeq_utils.compare import ledger as ledger_mod
-from bgeq_utils.compare import plots, tables
 from bgeq_utils.compare.measured import Measured, load, measure
 from bgeq_utils.compare.recommend import Recommendation, groups_on, recommend
 from bgeq_utils.core import env, paths
@@ -35,6 +35,7 @@ class Comparison:
     primary_device: str = "cpu"
     not_encoded: list = field(default_factory=list)
     unmeasured: dict = field(default_factory=dict)      # device -> why nothing was measured there
+    storage: list = field(default_factory=list)         # notebook 08's records (embedding_quant.IndexResult)
 
     @property
     def results(self) -> list:
@@ -52,7 +53,8 @@ class Comparison:
 
 def compute(results, sources=(), device: str = "cpu", memory_budget_mb: float | None = None,
             max_quality_loss_pct: float = 1.0, min_speedup: float = 1.0, objective: str = "speed",
-            batch_size: int = 32, seq_len: int = 128, claims=None) -> Comparison:
+            batch_size: int = 32, seq_len: int = 128, claims=None, storage=None) -> Comparison:
+    """The comparison of ``results``; ``storage``: notebook 08's records (by default those of the Results' runs)."""
     m = measure(results, batch_size, seq_len)
     params = {"device": device, "memory_budget_mb": memory_budget_mb, "max_quality_loss_pct": max_quality_loss_pct,
               "min_speedup": min_speedup, "objective": objective, "batch_size": batch_size, "seq_len": seq_len}
@@ -65,6 +67,7 @@ def compute(results, sources=(), device: str = "cpu", memory_budget_mb: float | 
                                                max_quality_loss_pct=max_quality_loss_pct, min_speedup=min_speedup,
                                                objective=objective)
     cmp.not_encoded = ledger_mod.not_encoded()
+    cmp.storage = list(embedding_storage.records_for(cmp.results) if storage is None else storage)
     t = m.table
     for d in devices:
         if not any(r.device == d for r in cmp.recommendations.values()) and not t.empty and (t["device"] == d).any():
@@ -150,8 +153,10 @@ def to_markdown(cmp: Comparison) -> str:
     gt = tables.guide_table(cmp.measured)
     out += ["## The guide's table, measured", "", gt.attrs.get("note", ""), "", markdown_table(gt), "",
             "## Claims ledger", "", ledger_mod.tally_text(cmp.ledger), "",
-            markdown_table(cmp.ledger[LEDGER_COLUMNS] if not cmp.ledger.empty else cmp.ledger), "",
-            "## Sources", ""] + [f"- {s}" for s in cmp.sources or ["(none given)"]]
+            markdown_table(cmp.ledger[LEDGER_COLUMNS] if not cmp.ledger.empty else cmp.ledger), ""]
+    title, note, st = embedding_storage.section(cmp.storage)
+    out += [f"## {title}", "", note, ""] + ([markdown_table(st), ""] if st is not None else [])
+    out += ["## Sources", ""] + [f"- {s}" for s in cmp.sources or ["(none given)"]]
     return "\n".join(out)
 
 
@@ -318,6 +323,9 @@ def to_html(cmp: Comparison, figures: dict[str, Path] | None = None) -> str:
             body.append(f"<figure><img alt='{_esc(name)}' src='data:image/png;base64,{data}'>"
                         f"<figcaption>{_esc(caption_of(name))} The environment is printed under each figure."
                         "</figcaption></figure>")
+    title, note, st = embedding_storage.section(cmp.storage)
+    body += [f"<h2>{_esc(title)}</h2>", f"<p class='note'>{_esc(note)}</p>"]
+    body += [_df_html(st)] if st is not None else []
     t = m.table
     if not t.empty and (t["latest_attempt"].fillna("") != "").any():
         body += ["<h2>Re-runs that failed beside a good Result</h2><p class='note'>The figures above are the good "
