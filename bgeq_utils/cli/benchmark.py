@@ -17,7 +17,7 @@ from bgeq_utils import methods
 from bgeq_utils.compare import measure, tables
 from bgeq_utils.core import env
 from bgeq_utils.inputs import data, models
-from bgeq_utils.measure import corpus, pipeline
+from bgeq_utils.measure import corpus, pipeline, speed
 
 DEFAULT_METHODS = ["fp32", "fp32-st", "fp32-onnx", "fp32-openvino", "fp32-inductor", "bf16", "fp16",
                    "int8-dynamic-torch", "int8-static-torch", "int8-dynamic-onnx", "int8-static-onnx",
@@ -35,6 +35,59 @@ def corpus_texts(name: str, max_texts: int | None) -> list[str]:
     return list(ev.corpus.values())
 
 
+def parse_spec(spec: str) -> tuple[str, dict, str]:
+    """``name`` or ``name:option=value,option=value`` (values read as YAML) -> (name, options, label)."""
+    import yaml
+    name, _, rest = spec.partition(":")
+    options = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--window {spec!r}: write options as name:option=value,option=value")
+        options[key.strip()] = yaml.safe_load(value)
+    if name not in methods.names():
+        raise ValueError(f"--window {spec!r}: unknown method {name!r}; known: {', '.join(methods.names())}")
+    try:
+        methods.get(name).normalize_options(options)
+    except methods.UnknownOptionError as e:
+        raise ValueError(f"--window {spec!r}: {e}") from e
+    return name, options, pipeline.variant_label(name, options)
+
+
+def run_window(ref, specs: list[str], a) -> list[dict]:
+    """Every spec built, then timed in one interleaved window per (batch, length) cell; saved and printed."""
+    from bgeq_utils.core import paths, results
+    parsed = [parse_spec(s) for s in specs]
+    cal = data.calibration_texts(a.calibration)
+    encoders, precisions = {}, {}
+    for name, options, label in parsed:
+        t = time.perf_counter()
+        spec = methods.get(name)
+        try:
+            enc = methods.build(name, ref, device=a.device, calibration=cal if "calibration" in spec.needs else None,
+                                **options)
+        except methods.MethodUnavailable as e:
+            print(f"{label:48s} skipped: {e}", flush=True)
+            continue
+        encoders[label] = enc
+        precisions[label] = pipeline._compute_precision(enc, spec)
+        print(f"{label:48s} built in {time.perf_counter() - t:.0f}s", flush=True)
+    budget = pipeline.BenchConfig(seconds=a.seconds, min_repeats=a.min_repeats).budget()
+    rows = []
+    for L in a.seq_lens:
+        for b in a.batch_sizes:
+            rows += speed.window(encoders, b, L, budget, config=ref.model.config, precisions=precisions)
+    for e in encoders.values():
+        e.close()
+    record = {"run": a.run, "model": ref.info(), "device": env.describe(a.device), "specs": specs,
+              "precisions": precisions, "rows": rows, "budget": vars(budget).copy()}
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = results.write_json(record, paths.run_dir(a.run) / "windows" / f"window-{stamp}.json")
+    df = tables.window(rows)
+    print(f"\n{df.attrs['note']}\n{df.to_string(index=False)}\n{paths.shown(path)}", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="bge-large")
@@ -49,6 +102,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--fidelity-docs", type=int, default=20, help="Lee documents for the fidelity check (0: none)")
     ap.add_argument("--run", default="bge-large-random", help="the same run the bge-large-random notebooks write to")
+    ap.add_argument("--window", nargs="*", default=None, metavar="SPEC",
+                    help="time these configurations in ONE interleaved window instead of each method beside its "
+                         "baselines: name or name:option=value,... (e.g. int8-static-openvino:keep_fp32_layers=6)")
     ap.add_argument("--corpus", default=None,
                     help="also time whole passes over a corpus of real lengths in length-sorted batches: "
                          "'lee_background' (bundled, 300 news documents) or a file of texts (.txt / .jsonl)")
@@ -71,6 +127,13 @@ def main(argv=None) -> int:
     cfg = pipeline.BenchConfig(batch_sizes=tuple(a.batch_sizes), seq_lens=tuple(a.seq_lens), seconds=a.seconds,
                                min_repeats=a.min_repeats, memory=not a.no_memory)
     out = []
+    if a.window:
+        try:
+            run_window(ref, a.window, a)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if a.corpus:
         texts = corpus_texts(a.corpus, a.corpus_texts)
         budget = pipeline.BenchConfig(seconds=a.seconds, min_repeats=a.min_repeats).budget()

@@ -234,3 +234,27 @@ def corpus_throughput(record: dict) -> pd.DataFrame:
                         "tokens; medians over whole passes with 95% intervals, ratios paired by pass; padding %: "
                         "share of computed tokens that are padding (unsorted: batches in corpus order)")
     return df
+
+
+def window(rows: list[dict]) -> pd.DataFrame:
+    """Configurations timed in one interleaved window (``measure.speed.window``): tokens/s, the speed-up over
+    the window's first configuration and over its fastest FP32 one, share of the same-precision GEMM ceiling."""
+    from bgeq_utils.core.uncertainty import Estimate
+    out = []
+    for r in rows:
+        t = Estimate(r["tokens_per_s"], r.get("tokens_per_s_low"), r.get("tokens_per_s_high"))
+        row = {"configuration": r["label"], "batch": f"{r['batch_size']}x{r['seq_len']}", "tok/s": t.fmt(0)}
+        for role in ("first", "best_fp32"):
+            d = r.get(f"vs_{role}")
+            if d:
+                row[f"x {d['baseline']}" if role == "first" else "x best FP32"] = Estimate.from_dict(d).fmt(2)
+        best = (r.get("vs_best_fp32") or {}).get("baseline")
+        row["best FP32"] = best
+        row["% GEMM ceiling"] = None if r.get("share_of_ceiling") is None else round(100 * r["share_of_ceiling"], 1)
+        row["rounds"] = r["repeats"]
+        out.append(row)
+    df = pd.DataFrame(out)
+    df.attrs["note"] = ("one interleaved window: every configuration alternates call by call on the same inputs; "
+                        "ratios are medians of per-round ratios with 95% intervals; % GEMM ceiling against the "
+                        "best square GEMM of the configuration's compute precision measured here")
+    return df

@@ -283,3 +283,39 @@ def add_ceiling_share(rows: list[dict], ceiling: dict) -> list[dict]:
             r["share_of_ceiling"] = min(share, 1.0)
             r["share_capped"] = share > 1.0
     return rows
+
+
+def window(encoders: dict, batch_size: int = 32, seq_len: int = 128, budget: Budget = Budget(),
+           texts: list[str] | None = None, config=None, precisions: dict | None = None) -> list[dict]:
+    """Several configurations ({label: encoder}) timed in one interleaved window on the same inputs: every
+    ratio between two of them is paired by round. One row per label: tokens/s with its interval, the speed-up
+    over the first label and over the fastest FP32 label of the window (``precisions``: label -> precision),
+    and GFLOP/s against the same-precision GEMM ceiling when ``config`` is given."""
+    if not encoders:
+        raise ValueError("a window needs at least one encoder")
+    texts = texts or data_mod.benchmark_texts(64)
+    labels = list(encoders)
+    L = min(seq_len, *(e.max_seq_length for e in encoders.values()))
+    feats = _inputs(encoders[labels[0]], batch_size, L, texts)
+    times = interleaved({lab: (lambda e: (lambda: e.embed_features(feats)))(e) for lab, e in encoders.items()},
+                        budget)
+    precisions = precisions or {}
+    fp32 = [lab for lab in labels if precisions.get(lab) == "fp32"]
+    best_fp32 = min(fp32, key=lambda lab: float(np.median(times[lab]))) if fp32 else None
+    rows = []
+    for lab in labels:
+        t = stats.median(times[lab])
+        row = {"label": lab, "batch_size": batch_size, "seq_len": L, "repeats": len(times[lab]),
+               "stopped": times.stopped, "tokens_per_s": batch_size * L / t.value}
+        if t.has_interval:
+            row["tokens_per_s_low"], row["tokens_per_s_high"] = batch_size * L / t.high, batch_size * L / t.low
+        for role, base in (("first", labels[0]), ("best_fp32", best_fp32)):
+            if base is not None:
+                e = stats.Estimate.exact(1.0, "itself") if base == lab else stats.paired_ratio(times[base], times[lab])
+                row[f"vs_{role}"] = {"baseline": base, **e.to_dict()}
+        if config is not None:
+            row["gflops"] = row["tokens_per_s"] * flops_per_token(config, L) / 1e9
+            if precisions.get(lab):
+                add_ceiling_share([row], gemm_ceiling(precisions[lab]))
+        rows.append(row)
+    return rows

@@ -166,13 +166,17 @@ def fp32_openvino(reference, device="cpu", calibration=None, threads: int | None
           needs=("calibration",), packages=("openvino", "nncf",),
           summary="NNCF post-training INT8 (transformer preset) of the OpenVINO IR, CPU plugin")
 def int8_static_openvino(reference, device="cpu", calibration=None, preset: str = "mixed",
-                         fast_bias_correction: bool = True, threads: int | None = None,
+                         fast_bias_correction: bool = True, smooth_quant_alpha: float | None = None,
+                         keep_fp32_layers: int = 0, threads: int | None = None,
                          inference_precision: str = "f32", opset: int = ox.DEFAULT_OPSET):
     """nncf.quantize(model_type=TRANSFORMER) on the OpenVINO IR with one calibration text per sample.
 
     NNCF's transformer recipe applies SmoothQuant and bias correction and keeps the sensitive
     operations in FP32; preset 'mixed' (NNCF's default for transformers) quantizes activations
-    asymmetrically, 'performance' symmetrically.
+    asymmetrically, 'performance' symmetrically. ``smooth_quant_alpha`` sets SmoothQuant's migration
+    strength for MatMuls (None: NNCF's default, 0.95 for transformers; -1 turns it off);
+    ``keep_fp32_layers`` leaves the k Linear layers that a per-layer sensitivity scan on the calibration
+    texts finds worst in FP32 (``analysis.sensitivity``; their names are recorded).
     """
     _check_device(device)
     from bgeq_utils.methods.onnx import _check_calibration
@@ -187,11 +191,22 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
                          "activations) or 'performance' (symmetric)")
     if not isinstance(fast_bias_correction, bool):
         raise ValueError(f"fast_bias_correction={fast_bias_correction!r}: use True or False")
+    if smooth_quant_alpha is not None and (isinstance(smooth_quant_alpha, bool) or not isinstance(
+            smooth_quant_alpha, (int, float)) or not (smooth_quant_alpha == -1 or 0 <= smooth_quant_alpha <= 1)):
+        raise ValueError(f"smooth_quant_alpha={smooth_quant_alpha!r}: use a number in [0, 1], -1 (off) or None "
+                         "(NNCF's default)")
+    if isinstance(keep_fp32_layers, bool) or not isinstance(keep_fp32_layers, int) or keep_fp32_layers < 0:
+        raise ValueError(f"keep_fp32_layers={keep_fp32_layers!r}: use a whole number >= 0")
     ov = _ov()
     src = _fp32_ir(reference, opset)
     names = ox.input_names(reference.model)
+    kept = _most_sensitive(reference, texts, keep_fp32_layers)
     options = {"preset": str(preset).lower(), "fast_bias_correction": fast_bias_correction,
                "model_type": "TRANSFORMER", "subset_size": len(texts)}
+    if smooth_quant_alpha is not None:
+        options["smooth_quant_alpha"] = float(smooth_quant_alpha)
+    if kept:
+        options["fp32_layers"] = kept
 
     def build(out):
         import logging
@@ -208,9 +223,20 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
         except Exception:
             pass
         try:
+            extra = {}
+            if smooth_quant_alpha is not None:
+                from nncf.quantization.advanced_parameters import (
+                    AdvancedQuantizationParameters,
+                    AdvancedSmoothQuantParameters,
+                )
+                extra["advanced_parameters"] = AdvancedQuantizationParameters(
+                    smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=float(smooth_quant_alpha)))
+            if kept:
+                from bgeq_utils.analysis.sensitivity import graph_node
+                extra["ignored_scope"] = nncf.IgnoredScope(names=[graph_node(n) for n in kept])
             q = nncf.quantize(model, nncf.Dataset(items), preset=presets[options["preset"]],
                               model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items),
-                              fast_bias_correction=fast_bias_correction)
+                              fast_bias_correction=fast_bias_correction, **extra)
         finally:
             logging.getLogger("nncf").setLevel(level)
         ov.save_model(q, str(out / IR_FILE), compress_to_fp16=False)
@@ -223,6 +249,16 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
     settings = {**options, "calibration_texts": len(texts), "inference_precision": inference_precision,
                 "api": "nncf.quantize"}
     return OpenVinoEncoder(reference, xml, threads, inference_precision, settings, "int8")
+
+
+def _most_sensitive(reference, texts: list[str], k: int) -> list[str]:
+    """The k Linear layers a sensitivity scan on the calibration texts finds worst (none for k = 0)."""
+    if not k:
+        return []
+    from bgeq_utils.analysis import sensitivity
+    scan = sensitivity.linear_sensitivity(reference.model, reference.tokenizer, texts, texts,
+                                          max_length=min(sensitivity.SCAN_LENGTH, reference.max_seq_length))
+    return sensitivity.most_sensitive(scan, k)
 
 
 def _sha(xml: Path) -> str:

@@ -100,3 +100,16 @@ def test_speed_grid_times_each_method_beside_its_baselines(reference):
                            budget=bench.Budget(warmup=0, min_repeats=6, max_repeats=6), progress=False)[0]
     assert own["vs_eager"]["value"] == 1.0 and own["window"] == ["method"]
     assert enc.tokenize(["a b"], max_length=24, pad_to_max=True)["input_ids"].shape == (1, 24)
+
+
+def test_window_times_every_configuration_in_one_window(reference):
+    enc = methods.build("fp32", reference)
+    rows = bench.window({"a": enc, "b": enc}, batch_size=2, seq_len=16,
+                        budget=bench.Budget(warmup=0, min_repeats=3, max_repeats=3, seconds=5),
+                        config=reference.model.config, precisions={"a": "fp32", "b": "fp32"})
+    assert [r["label"] for r in rows] == ["a", "b"] and all(r["repeats"] == 3 for r in rows)
+    assert rows[0]["vs_first"]["value"] == 1.0 and rows[1]["vs_first"]["baseline"] == "a"
+    assert rows[0]["vs_best_fp32"]["baseline"] in ("a", "b")
+    assert 0 < rows[0]["share_of_ceiling"] <= 1 and rows[0]["seq_len"] == 16
+    with pytest.raises(ValueError, match="at least one encoder"):
+        bench.window({})

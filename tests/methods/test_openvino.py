@@ -54,3 +54,23 @@ def test_openvino_rejects_bad_input(reference):
         methods.build("fp32-openvino", reference, inference_precision="int3")
     with pytest.raises(MethodUnavailable):
         methods.build("fp32-openvino", reference, device="cuda")
+
+
+def test_int8_static_openvino_levers_keep_sensitive_layers_in_fp32(reference, small_docs, fp32_small_emb):
+    cal = data.calibration_texts(16)
+    base = methods.build("int8-static-openvino", reference, calibration=cal)
+    enc = methods.build("int8-static-openvino", reference, calibration=cal, keep_fp32_layers=3,
+                        smooth_quant_alpha=0.5)
+    kept = enc.info["settings"]["fp32_layers"]
+    assert len(kept) == 3 and all(k.startswith("encoder.layer.") for k in kept)
+    assert enc.info["settings"]["smooth_quant_alpha"] == 0.5
+    # three fewer MatMuls get an input quantizer; the embeddings stay close to FP32
+    assert enc.info["graph_ops"]["FakeQuantize"] < base.info["graph_ops"]["FakeQuantize"]
+    assert _cos(enc.encode(small_docs), fp32_small_emb).mean() >= 0.985
+
+
+def test_openvino_levers_reject_bad_values(reference):
+    with pytest.raises(ValueError, match="smooth_quant_alpha=2"):
+        methods.build("int8-static-openvino", reference, calibration=["a text"], smooth_quant_alpha=2)
+    with pytest.raises(ValueError, match="keep_fp32_layers=-1"):
+        methods.build("int8-static-openvino", reference, calibration=["a text"], keep_fp32_layers=-1)

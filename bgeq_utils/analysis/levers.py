@@ -1,0 +1,111 @@
+"""Levers of a quantization method, tried one at a time against its default: what each buys or costs in
+speed, quality and fidelity, read from the measured table with intervals, and which one (if any) meets the
+quality bar and is fastest.
+
+A lever becomes a method's default only when the evidence says so: its quality bar met by the interval (not
+the point estimate alone) and its speed-up over the current default separated at 95%.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from bgeq_utils.compare.measured import estimate
+from bgeq_utils.core.uncertainty import ratio_of
+
+#: the quality bar of a lever: fidelity, nDCG@10 point loss, and no significant loss (paired CI includes 0)
+MIN_COS = 0.998
+MAX_NDCG_LOSS_PCT = 0.5
+
+
+def one_at_a_time(study, method: str, levers: dict, calibration=None, config=None) -> list:
+    """The method's default configuration, then each value of each lever alone (the others at default)."""
+    if not isinstance(levers, dict):
+        raise ValueError(f"levers={levers!r}: use a mapping of option name -> list of values, "
+                         "e.g. {'smooth_quant_alpha': [0.5], 'keep_fp32_layers': [4]}")
+    runs = [study.measure(method, calibration=calibration, config=config)]
+    for name, values in levers.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise ValueError(f"levers[{name!r}]={values!r}: use a list of values")
+        runs += study.sweep(method, {name: list(values)}, calibrations=(calibration,), variant_config=config)
+    seen, out = set(), []
+    for r in runs:                                   # a lever value equal to the default is the default itself
+        if r.key not in seen:
+            seen.add(r.key)
+            out.append(r)
+    return out
+
+
+def _meets_bar(row) -> tuple[bool, str]:
+    cos, loss = estimate(row, "cos_mean"), estimate(row, "loss:ndcg@10")
+    why = []
+    if cos is None or cos.value < MIN_COS:
+        why.append(f"cos mean {cos.fmt(4) if cos else 'not measured'} < {MIN_COS}")
+    if loss is not None:
+        if loss.value > MAX_NDCG_LOSS_PCT:
+            why.append(f"nDCG@10 loss {loss.fmt(2)}% > {MAX_NDCG_LOSS_PCT}%")
+        if loss.has_interval and loss.low > 0:
+            why.append(f"nDCG@10 loss {loss.fmt(2)}% is significant (interval above 0)")
+    return not why, "; ".join(why)
+
+
+def table(m, runs) -> pd.DataFrame:
+    """One row per lever Result: speed-ups (same runtime's FP32 and eager FP32) and share of the INT8 GEMM
+    ceiling, nDCG@10 and headline loss with intervals and p, fidelity, batch invariance, and the quality bar."""
+    labels = [r.label for r in runs if r.status == "ok"]
+    t = m.table.set_index("label")
+    rows = []
+    for lab in labels:
+        if lab not in t.index:
+            continue
+        r = t.loc[lab]
+        ok, why = _meets_bar(r)
+        share = r.get("share_of_ceiling")
+        loss = estimate(r, "loss:ndcg@10")
+        rows.append({"lever": lab, "x FP32 same runtime": _f(r, "speed_vs_runtime"),
+                     "x eager FP32": _f(r, "speed_vs_eager"),
+                     "% INT8 ceiling": None if share is None or pd.isna(share) else round(100 * float(share), 1),
+                     "nDCG@10 loss %": _f(r, "loss:ndcg@10"),
+                     "p": None if loss is None or loss.p_value is None else round(loss.p_value, 3),
+                     "headline loss %": _f(r, "quality_loss_pct"), "cos mean": _f(r, "cos_mean", 4),
+                     "batch cos min": None if pd.isna(r.get("batch_cos_min", float("nan")))
+                     else round(float(r["batch_cos_min"]), 6),
+                     "quality bar": "met" if ok else why})
+    return pd.DataFrame(rows)
+
+
+def _f(row, col, digits=2):
+    e = estimate(row, col)
+    return None if e is None else e.fmt(digits)
+
+
+def choose(m, runs) -> tuple[str, str]:
+    """(label, why): the fastest lever over the same runtime's FP32 among those meeting the quality bar; it
+    replaces the default only if its speed-up over the default's is separated from 1 at 95%."""
+    ok_runs = [r for r in runs if r.status == "ok"]
+    if not ok_runs:
+        return "", "no lever was measured"
+    t = m.table.set_index("label")
+    default = ok_runs[0].label
+    passing = [r.label for r in ok_runs if r.label in t.index and _meets_bar(t.loc[r.label])[0]]
+    if not passing:
+        return default, f"no lever meets the quality bar (cos mean >= {MIN_COS}, nDCG@10 loss <= " \
+                        f"{MAX_NDCG_LOSS_PCT}% and not significant); the default stays"
+
+    def speed(lab):
+        e = estimate(t.loc[lab], "speed_vs_runtime")
+        return -1.0 if e is None else e.value
+
+    best = max(passing, key=speed)
+    if best == default:
+        return default, "the default meets the quality bar and is the fastest that does"
+    e_best, e_def = estimate(t.loc[best], "speed_vs_runtime"), estimate(t.loc[default], "speed_vs_runtime")
+    if e_best is None or e_def is None:
+        return best, "meets the quality bar; speed not measured to compare"
+    rel = ratio_of(e_best, e_def)
+    separated = rel.has_interval and rel.low > 1
+    meets_default = _meets_bar(t.loc[default])[0]
+    if separated or not meets_default:
+        return best, (f"meets the quality bar{'' if meets_default else ' (the default does not)'}; "
+                      f"{rel.fmt(2)}x the default's speed-up over its runtime's FP32")
+    return default, (f"{best} meets the bar too, but its speed over the default, {rel.fmt(2)}x, is not separated "
+                     "from 1 at 95%: the default stays")

@@ -1,0 +1,49 @@
+"""Levers tried one at a time: the table and the choice read the measured table's intervals."""
+import pytest
+
+from bgeq_utils.analysis import levers
+from bgeq_utils.compare import measure
+from tests import factories as f
+
+
+def _runs(fast_speed=(4.6, 4.4, 4.8), fast_cos=0.9985, fast_loss=0.0, base_speed=(3.8, 3.7, 3.9)):
+    base = f.result("int8-static-openvino", "int8", runtime="openvino", speed=4.0, speed_runtime=base_speed,
+                    loss_pct=0.0, cos=(0.9982, 0.9980, 0.9984))
+    fast = f.result("int8-static-openvino", "int8", label="int8-static-openvino[smooth_quant_alpha=0.5]",
+                    options={"smooth_quant_alpha": 0.5}, runtime="openvino", speed=5.0, speed_runtime=fast_speed,
+                    loss_pct=fast_loss, cos=(fast_cos, fast_cos - 0.0002, fast_cos + 0.0002))
+    return [f.fp32(), base, fast]
+
+
+def test_the_table_has_one_row_per_lever_with_intervals():
+    runs = _runs()
+    t = levers.table(measure(runs), runs[1:])
+    assert list(t["lever"]) == ["int8-static-openvino", "int8-static-openvino[smooth_quant_alpha=0.5]"]
+    assert t["x FP32 same runtime"][1] == "4.60 [4.40, 4.80]"
+    assert t["quality bar"][0] == "met"
+
+
+def test_a_faster_lever_that_meets_the_bar_and_is_separated_becomes_the_choice():
+    runs = _runs()
+    label, why = levers.choose(measure(runs), runs[1:])
+    assert label == "int8-static-openvino[smooth_quant_alpha=0.5]" and "x the default" in why
+
+
+def test_a_lever_not_separated_from_the_default_leaves_the_default():
+    runs = _runs(fast_speed=(3.9, 3.6, 4.2))
+    label, why = levers.choose(measure(runs), runs[1:])
+    assert label == "int8-static-openvino" and "not separated" in why
+
+
+def test_a_faster_lever_that_loses_quality_is_not_chosen():
+    runs = _runs(fast_cos=0.99, fast_loss=3.0)
+    t = levers.table(measure(runs), runs[1:])
+    assert "cos mean" in t["quality bar"][1] and "nDCG@10 loss" in t["quality bar"][1]
+    assert levers.choose(measure(runs), runs[1:])[0] == "int8-static-openvino"
+
+
+def test_bad_lever_grids_are_refused():
+    with pytest.raises(ValueError, match="mapping of option name"):
+        levers.one_at_a_time(None, "int8-static-openvino", [0.5])
+    with pytest.raises(ValueError, match="use a list of values"):
+        levers.one_at_a_time(type("S", (), {"measure": lambda *a, **k: None})(), "x", {"alpha": 0.5})
