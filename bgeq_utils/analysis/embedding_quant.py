@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -362,18 +360,7 @@ def records_dir(run: str) -> Path:
 def save(rec: IndexResult, folder: str | Path | None = None) -> Path:
     """Atomic write under outputs/<run>/results/embedding_quant/ (group-readable)."""
     folder = Path(folder) if folder else records_dir(rec.run)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{rec.key}__{rec.device_kind}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(rec.to_dict(), f, indent=1, default=results._default, allow_nan=True)
-        os.chmod(tmp, results.FILE_MODE)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return results.write_json(rec.to_dict(), folder / f"{rec.key}__{rec.device_kind}.json")
 
 
 def load(path: str | Path) -> IndexResult:
