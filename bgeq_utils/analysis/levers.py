@@ -1,4 +1,4 @@
-"""Levers of a quantization method, tried one at a time against its default: what each buys or costs in
+"""Levers of a quantization method, tried against its default (alone or combined): what each buys or costs in
 speed, quality and fidelity, read from the measured table with intervals, and which one (if any) meets the
 quality bar and is fastest.
 
@@ -17,18 +17,17 @@ MIN_COS = 0.998
 MAX_NDCG_LOSS_PCT = 0.5
 
 
-def one_at_a_time(study, method: str, levers: dict, calibration=None, config=None) -> list:
-    """The method's default configuration, then each value of each lever alone (the others at default)."""
-    if not isinstance(levers, dict):
-        raise ValueError(f"levers={levers!r}: use a mapping of option name -> list of values, "
-                         "e.g. {'smooth_quant_alpha': [0.5], 'keep_fp32_layers': [4]}")
-    runs = [study.measure(method, calibration=calibration, config=config)]
-    for name, values in levers.items():
-        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-            raise ValueError(f"levers[{name!r}]={values!r}: use a list of values")
-        runs += study.sweep(method, {name: list(values)}, calibrations=(calibration,), variant_config=config)
+def try_variants(study, method: str, variants: list, calibration=None, config=None, default=None) -> list:
+    """The method's default configuration (``default``: its Result already measured, else measured here), then
+    each variant (a dict of options: one lever, or a combination)."""
+    if isinstance(variants, dict) or not isinstance(variants, (list, tuple)) or \
+            not all(isinstance(v, dict) for v in variants):
+        raise ValueError(f"variants={variants!r}: use a list of option mappings, e.g. "
+                         "[{'smooth_quant_alpha': 0.5}, {'keep_fp32_layers': 4, 'inference_precision': 'bf16'}]")
+    runs = [default if default is not None else study.measure(method, calibration=calibration, config=config)]
+    runs += [study.measure(method, options=v, calibration=calibration, config=config) for v in variants]
     seen, out = set(), []
-    for r in runs:                                   # a lever value equal to the default is the default itself
+    for r in runs:                                   # a variant equal to the default is the default itself
         if r.key not in seen:
             seen.add(r.key)
             out.append(r)

@@ -200,13 +200,12 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
     ov = _ov()
     src = _fp32_ir(reference, opset)
     names = ox.input_names(reference.model)
-    kept = _most_sensitive(reference, texts, keep_fp32_layers)
     options = {"preset": str(preset).lower(), "fast_bias_correction": fast_bias_correction,
                "model_type": "TRANSFORMER", "subset_size": len(texts)}
     if smooth_quant_alpha is not None:
         options["smooth_quant_alpha"] = float(smooth_quant_alpha)
-    if kept:
-        options["fp32_layers"] = kept
+    if keep_fp32_layers:
+        options["keep_fp32_layers"] = keep_fp32_layers
 
     def build(out):
         import logging
@@ -231,6 +230,7 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
                 )
                 extra["advanced_parameters"] = AdvancedQuantizationParameters(
                     smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=float(smooth_quant_alpha)))
+            kept = _most_sensitive(reference, texts, keep_fp32_layers)   # inside the build: a cache hit skips it
             if kept:
                 from bgeq_utils.analysis.sensitivity import graph_node
                 extra["ignored_scope"] = nncf.IgnoredScope(names=[graph_node(n) for n in kept])
@@ -240,7 +240,7 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
         finally:
             logging.getLogger("nncf").setLevel(level)
         ov.save_model(q, str(out / IR_FILE), compress_to_fp16=False)
-        return {"calibration_texts": len(items)}
+        return {"calibration_texts": len(items), "fp32_layers": kept}
 
     parts = {"source": _sha(src), "options": options,
              "calibration": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
@@ -248,6 +248,8 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
     xml = ox.cached_artifact("ovint8", parts, build, main_file=IR_FILE, root=cache_root()) / IR_FILE
     settings = {**options, "calibration_texts": len(texts), "inference_precision": inference_precision,
                 "api": "nncf.quantize"}
+    if keep_fp32_layers:
+        settings["fp32_layers"] = json.loads((xml.parent / ox.MANIFEST).read_text())["meta"].get("fp32_layers")
     return OpenVinoEncoder(reference, xml, threads, inference_precision, settings, "int8")
 
 

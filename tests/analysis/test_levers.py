@@ -42,8 +42,7 @@ def test_a_faster_lever_that_loses_quality_is_not_chosen():
     assert levers.choose(measure(runs), runs[1:])[0] == "int8-static-openvino"
 
 
-def test_bad_lever_grids_are_refused():
-    with pytest.raises(ValueError, match="mapping of option name"):
-        levers.one_at_a_time(None, "int8-static-openvino", [0.5])
-    with pytest.raises(ValueError, match="use a list of values"):
-        levers.one_at_a_time(type("S", (), {"measure": lambda *a, **k: None})(), "x", {"alpha": 0.5})
+def test_bad_variant_lists_are_refused():
+    for bad in ({"smooth_quant_alpha": [0.5]}, [0.5], "keep_fp32_layers=4"):
+        with pytest.raises(ValueError, match="list of option mappings"):
+            levers.try_variants(None, "int8-static-openvino", bad)
