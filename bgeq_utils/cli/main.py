@@ -85,6 +85,11 @@ def cmd_export(a) -> int:
     return export_main(a.rest)
 
 
+def cmd_sweep(a) -> int:
+    from bgeq_utils.sweep.__main__ import main as sweep_main
+    return sweep_main(a.rest, prog="bgeq sweep")
+
+
 def cmd_methods(a) -> int:
     import pandas as pd
 
@@ -142,14 +147,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("sweep", help="a grid of models x data sets x devices x notebooks on Dask, a local cluster "
+                       "or --scheduler tcp://host:8786 (arguments as `python -m bgeq_utils.sweep --help`)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("methods", help="the registry: every method, its precision, library, runtime, devices")
     p.set_defaults(func=cmd_methods)
     return ap
 
 
+#: subcommands that hand every argument to their own parser (argparse's REMAINDER drops a leading option such as
+#: --help, so they are split off before parsing)
+PASSTHROUGH = ("bench", "export", "sweep")
+
+
 def main(argv=None) -> int:
     ap = parser()
-    a = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASSTHROUGH:
+        a = ap.parse_args(argv[:1])
+        a.rest = argv[1:]
+    else:
+        a = ap.parse_args(argv)
     try:
         return a.func(a)
     except (UsageError, ValueError, FileNotFoundError, KeyError) as e:

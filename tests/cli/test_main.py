@@ -27,7 +27,7 @@ def saved_run(tmp_path, monkeypatch):
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "bgeq_utils", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for name in ("run", "bench", "report", "recommend", "export", "methods"):
+    for name in ("run", "bench", "report", "recommend", "export", "sweep", "methods"):
         assert name in out.stdout
 
 
