@@ -110,3 +110,12 @@ def label(env: dict) -> str:
         return f"{env.get('gpu_name', 'GPU')} (CUDA)"
     flags = ",".join(f for f in env.get("cpu_flags", []) if "512" in f or "amx" in f or "vnni" in f)
     return f"{env.get('cpu_model', 'CPU')}, {env.get('cpu_count')} cores [{flags}]"
+
+
+def default_threads() -> int:
+    """Threads a runtime uses when none is asked for: ``OMP_NUM_THREADS`` when set (a sweep pins it per task,
+    torch honours it), else every core. ONNX Runtime and OpenVINO read it here, so all runtimes agree."""
+    v = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if v.isdigit() and int(v) >= 1:
+        return int(v)
+    return os.cpu_count() or 1

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from bgeq_utils.core import vocab
+from bgeq_utils.core import env, vocab
 from bgeq_utils.methods import onnx_export as ox
 from bgeq_utils.methods.encoders import Encoder, graph_feeds, pool_numpy
 from bgeq_utils.methods.registry import MethodUnavailable, register
@@ -64,9 +63,9 @@ def make_session(model_path: str | Path, device: str = "cpu", threads: int | Non
     if graph_optimization not in _GRAPH_LEVELS:
         raise ValueError(f"graph_optimization={graph_optimization!r}: use one of {sorted(_GRAPH_LEVELS)}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads={threads!r}: use a positive integer, or None for all {os.cpu_count()} cores")
+        raise ValueError(f"threads={threads!r}: use a positive integer, or None (OMP_NUM_THREADS, else every core)")
     so = ort.SessionOptions()
-    so.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    so.intra_op_num_threads = int(threads or env.default_threads())
     so.inter_op_num_threads = 1
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _GRAPH_LEVELS[graph_optimization])
     so.log_severity_level = 3
@@ -96,7 +95,7 @@ class OrtEncoder(Encoder):
         self.info = {
             "backend": "onnxruntime", "onnxruntime": ort.__version__,
             "providers": self.session.get_providers(),
-            "intra_op_threads": int(threads or os.cpu_count() or 1),
+            "intra_op_threads": int(threads or env.default_threads()),
             "settings": dict(settings or {}),
             "graph_ops": {k: ops[k] for k in _KEY_OPS if ops.get(k)},
             "graph_nodes": int(sum(ops.values())),

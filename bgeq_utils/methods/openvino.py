@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from bgeq_utils.core import paths, vocab
+from bgeq_utils.core import env, paths, vocab
 from bgeq_utils.methods import onnx_export as ox
 from bgeq_utils.methods.encoders import Encoder, graph_feeds, pool_numpy
 from bgeq_utils.methods.registry import MethodUnavailable, register
@@ -61,7 +60,7 @@ class OpenVinoEncoder(Encoder):
         ov = _ov()
         super().__init__(reference, "cpu")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads={threads!r}: use a positive integer, or None for all {os.cpu_count()} cores")
+            raise ValueError(f"threads={threads!r}: use a positive integer, or None (OMP_NUM_THREADS, else every core)")
         hint = _PRECISIONS.get(str(precision).lower())
         if hint is None:
             raise ValueError(f"inference_precision={precision!r}: use 'f32' (default) or 'bf16'")
@@ -69,7 +68,7 @@ class OpenVinoEncoder(Encoder):
         core = ov.Core()
         model = core.read_model(str(self.xml_path))
         self.weight_bytes_by_type = _constant_bytes(model)
-        n_threads = int(threads or os.cpu_count() or 1)
+        n_threads = int(threads or env.default_threads())
         config = {"INFERENCE_NUM_THREADS": n_threads, "INFERENCE_PRECISION_HINT": hint,
                   "PERFORMANCE_HINT": "LATENCY"}
         try:
