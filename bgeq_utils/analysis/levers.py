@@ -2,8 +2,10 @@
 speed, quality and fidelity, read from the measured table with intervals, and which one (if any) meets the
 quality bar and is fastest.
 
-A lever becomes a method's default only when the evidence says so: its quality bar met by the interval (not
-the point estimate alone) and its speed-up over the current default separated at 95%.
+The registry default of a method stays its fastest, smallest configuration (what the guide describes); the
+choice here answers a narrower question: which configuration to run when the quality bar below must hold. A
+variant is chosen over the default only when the default misses the bar, or when the variant meets it and is
+faster, separated at 95%.
 """
 from __future__ import annotations
 
@@ -78,8 +80,9 @@ def _f(row, col, digits=2):
 
 
 def choose(m, runs) -> tuple[str, str]:
-    """(label, why): the fastest lever over the same runtime's FP32 among those meeting the quality bar; it
-    replaces the default only if its speed-up over the default's is separated from 1 at 95%."""
+    """(label, why): the configuration to run when the quality bar must hold: the fastest over the same
+    runtime's FP32 among those meeting it; the default when it meets the bar and no variant is faster,
+    separated at 95%."""
     ok_runs = [r for r in runs if r.status == "ok"]
     if not ok_runs:
         return "", "no lever was measured"
