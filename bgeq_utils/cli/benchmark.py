@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus-methods", nargs="*", default=CORPUS_METHODS,
                     help="methods timed side by side on the corpus; the first is the baseline of the ratios")
     ap.add_argument("--corpus-texts", type=int, default=None, help="the first N texts of the corpus (default: all)")
+    ap.add_argument("--corpus-batch-size", type=int, default=32, help="texts per length-sorted batch")
     ap.add_argument("--corpus-max-length", type=int, default=None,
                     help="cut texts at this many tokens (default: the model's maximum)")
     a = ap.parse_args(argv)
@@ -138,7 +139,8 @@ def main(argv=None) -> int:
         texts = corpus_texts(a.corpus, a.corpus_texts)
         budget = pipeline.BenchConfig(seconds=a.seconds, min_repeats=a.min_repeats).budget()
         rec = corpus.measure_corpus(ref, a.corpus_methods, texts, a.corpus, a.run, device=a.device,
-                                    max_length=a.corpus_max_length, budget=budget, calibration=a.calibration)
+                                    batch_size=a.corpus_batch_size, max_length=a.corpus_max_length, budget=budget,
+                                    calibration=a.calibration)
         df = tables.corpus_throughput(rec)
         print(f"\ncorpus throughput: {df.attrs['note']}\n{df.to_string(index=False)}\n{rec['path']}", flush=True)
     for m in a.methods:
