@@ -64,3 +64,11 @@ def test_export_refuses_an_unknown_method_in_one_line(tmp_path, capsys):
     assert cli.main(["export", "no-such-method", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no-such-method" in err[0] and not (tmp_path / "x").exists()
+
+
+def test_passthrough_subcommands_hand_help_to_their_own_parser(capsys):
+    for name in ("export", "bench", "sweep"):
+        with pytest.raises(SystemExit) as e:
+            cli.main([name, "--help"])
+        assert e.value.code == 0
+        assert "usage:" in capsys.readouterr().out
