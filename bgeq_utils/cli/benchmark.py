@@ -58,20 +58,12 @@ def run_window(ref, specs: list[str], a) -> list[dict]:
     """Every spec built, then timed in one interleaved window per (batch, length) cell; saved and printed."""
     from bgeq_utils.core import paths, results
     parsed = [parse_spec(s) for s in specs]
-    cal = data.calibration_texts(a.calibration)
-    encoders, precisions = {}, {}
-    for name, options, label in parsed:
-        t = time.perf_counter()
-        spec = methods.get(name)
-        try:
-            enc = methods.build(name, ref, device=a.device, calibration=cal if "calibration" in spec.needs else None,
-                                **options)
-        except methods.MethodUnavailable as e:
-            print(f"{label:48s} skipped: {e}", flush=True)
-            continue
-        encoders[label] = enc
-        precisions[label] = pipeline._compute_precision(enc, spec)
-        print(f"{label:48s} built in {time.perf_counter() - t:.0f}s", flush=True)
+    t = time.perf_counter()
+    encoders, precisions, skipped = pipeline.build_configurations(ref, [(n, o) for n, o, _ in parsed], a.device,
+                                                                  a.calibration)
+    for label, why in skipped.items():
+        print(f"{label:48s} skipped: {why}", flush=True)
+    print(f"built {len(encoders)} configurations in {time.perf_counter() - t:.0f}s", flush=True)
     budget = pipeline.BenchConfig(seconds=a.seconds, min_repeats=a.min_repeats).budget()
     rows = []
     for L in a.seq_lens:

@@ -92,9 +92,13 @@ class Result:
         return dataclasses.asdict(self)
 
 
+def safe_name(text: str) -> str:
+    """A file-name stem of letters, digits and ``._=-`` only (anything else becomes ``_``)."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text))
+
+
 def file_name(result: Result) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", result.key)
-    return f"{safe}__{result.device_kind}.json"
+    return f"{safe_name(result.key)}__{result.device_kind}.json"
 
 
 def _default(o):

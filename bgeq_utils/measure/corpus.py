@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bgeq_utils.core import uncertainty as stats
-from bgeq_utils.measure import speed
+from bgeq_utils.measure import metrics, speed
 
 #: below this lowest cosine between a text embedded alone and in a batch, a method is flagged as batch-dependent
 INVARIANCE_FLAG = 0.999
@@ -132,7 +132,7 @@ def batch_invariance(encoder, texts: list[str], batch_size: int = INVARIANCE_BAT
            "how": f"each text alone vs in a length-sorted batch of {len(texts)} and in a batch padded to "
                   f"{max_length} tokens; cosine of the normalized embeddings"}
     for name, other in (("sorted", in_sorted), ("padded", in_padded)):
-        cos = np.sum(_unit(alone) * _unit(other), axis=1)
+        cos = metrics.cosine_samples(alone, other)
         out[f"cos_min_{name}"] = float(cos.min())
         out[f"cos_mean_{name}"] = float(cos.mean())
     out["cos_min"] = min(out["cos_min_sorted"], out["cos_min_padded"])
@@ -140,32 +140,19 @@ def batch_invariance(encoder, texts: list[str], batch_size: int = INVARIANCE_BAT
     return out
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def measure_corpus(reference, method_names: list[str], texts: list[str], corpus_name: str, run: str,
                    device: str = "cpu", batch_size: int = 32, max_length: int | None = None,
-                   budget: speed.Budget = speed.Budget(), calibration: int = 64) -> dict:
+                   budget: speed.Budget = speed.Budget(), calibration: int | None = None) -> dict:
     """Build each method (its registry default), time whole passes over ``texts`` side by side (the first
     method is the baseline of the ratios), save the record under ``outputs/<run>/corpus/`` and return it."""
-    from bgeq_utils import methods
     from bgeq_utils.core import env, paths, results
-    from bgeq_utils.inputs import data
+    from bgeq_utils.measure import pipeline  # here: pipeline imports this module
 
     paths.check_run_name(run)
     if not method_names:
         raise ValueError("corpus throughput needs at least one method")
-    cal = data.calibration_texts(calibration)
-    encoders = {}
-    skipped = {}
-    for m in method_names:
-        try:
-            encoders[m] = methods.build(m, reference, device=device,
-                                        calibration=cal if "calibration" in methods.get(m).needs else None)
-        except methods.MethodUnavailable as e:
-            skipped[m] = str(e)
+    encoders, _, skipped = pipeline.build_configurations(reference, [(m, {}) for m in method_names], device,
+                                                         calibration or pipeline.DEFAULT_CALIBRATION)
     rows = corpus_throughput(encoders, texts, batch_size, max_length, budget, corpus=corpus_name) if encoders else []
     for e in encoders.values():
         e.close()
@@ -173,10 +160,5 @@ def measure_corpus(reference, method_names: list[str], texts: list[str], corpus_
               "batch_size": batch_size, "max_length": max_length or reference.max_seq_length,
               "rows": rows, "skipped": skipped, "budget": vars(budget).copy()}
     record["path"] = paths.shown(results.write_json(record, paths.run_dir(run) / "corpus" /
-                                                    f"{_safe(reference.model_id)}__{_safe(corpus_name)}.json"))
+                                                    f"{results.safe_name(reference.model_id)[:80]}__{results.safe_name(corpus_name)[:80]}.json"))
     return record
-
-
-def _safe(name: str) -> str:
-    import re
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", str(name))[:80]

@@ -414,6 +414,25 @@ def skipped(method: str, reference, reason: str, *, run: str = "default", device
     return res
 
 
+def build_configurations(reference, configurations, device: str = "cpu", calibration: int = DEFAULT_CALIBRATION
+                         ) -> tuple[dict, dict, dict]:
+    """Encoders of several (method, options) configurations, for timing them together: ({label: encoder},
+    {label: compute precision}, {label: why skipped}). Calibration texts go only to methods that need them."""
+    from bgeq_utils.inputs import data as data_mod
+    cal = data_mod.calibration_texts(calibration)
+    encoders, precisions, skipped = {}, {}, {}
+    for name, options in configurations:
+        spec, label = registry.get(name), variant_label(name, options)
+        try:
+            enc = registry.build(name, reference, device=device,
+                                 calibration=cal if "calibration" in spec.needs else None, **options)
+        except registry.MethodUnavailable as e:
+            skipped[label] = str(e)
+            continue
+        encoders[label], precisions[label] = enc, _compute_precision(enc, spec)
+    return encoders, precisions, skipped
+
+
 # --- what a method notebook measures against --------------------------------------------------------
 @dataclass
 class Study:

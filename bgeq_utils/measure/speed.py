@@ -114,6 +114,16 @@ def interleaved(calls: dict, budget: Budget = Budget(), progress=None) -> Timing
     return times
 
 
+def _throughput(samples, batch_size: int, seq_len: int, stopped: str) -> dict:
+    """Rounds, why they stopped, median seconds per call and tokens/s with its 95% interval."""
+    t = stats.median(samples)
+    out = {"repeats": len(samples), "stopped": stopped, "median_s": t.value,
+           "tokens_per_s": batch_size * seq_len / t.value}
+    if t.has_interval:
+        out["tokens_per_s_low"], out["tokens_per_s_high"] = batch_size * seq_len / t.high, batch_size * seq_len / t.low
+    return out
+
+
 def speed_grid(encoder, baselines: dict | None = None, batch_sizes=(1, 32), seq_lens=(128,),
                budget: Budget = Budget(), texts: list[str] | None = None, config=None,
                progress: bool = True) -> list[dict]:
@@ -143,15 +153,11 @@ def speed_grid(encoder, baselines: dict | None = None, batch_sizes=(1, 32), seq_
                 others[name] = enc
                 calls[name] = (lambda e: (lambda: e.embed_features(feats)))(enc)
         times = interleaved(calls, budget)
-        t = stats.median(times["method"])
-        row = {"batch_size": b, "seq_len": L_eff, "repeats": len(times["method"]), "stopped": times.stopped,
-               "median_s": t.value,
-               "tokens_per_s": b * L_eff / t.value, "sentences_per_s": b / t.value,
+        row = {"batch_size": b, "seq_len": L_eff, **_throughput(times["method"], b, L_eff, times.stopped),
+               "sentences_per_s": b / float(np.median(times["method"])),
                "latency_ms_p50": float(np.percentile(times["method"], 50) * 1e3),
                "latency_ms_p95": float(np.percentile(times["method"], 95) * 1e3),
                "window": sorted(calls)}
-        if t.has_interval:
-            row["tokens_per_s_low"], row["tokens_per_s_high"] = b * L_eff / t.high, b * L_eff / t.low
         for role, (name, enc) in baselines.items():
             if enc is None:
                 row[f"vs_{role}"] = {"baseline": name, "missing": "baseline could not be built here"}
@@ -304,11 +310,8 @@ def window(encoders: dict, batch_size: int = 32, seq_len: int = 128, budget: Bud
     best_fp32 = min(fp32, key=lambda lab: float(np.median(times[lab]))) if fp32 else None
     rows = []
     for lab in labels:
-        t = stats.median(times[lab])
-        row = {"label": lab, "batch_size": batch_size, "seq_len": L, "repeats": len(times[lab]),
-               "stopped": times.stopped, "tokens_per_s": batch_size * L / t.value}
-        if t.has_interval:
-            row["tokens_per_s_low"], row["tokens_per_s_high"] = batch_size * L / t.high, batch_size * L / t.low
+        row = {"label": lab, "batch_size": batch_size, "seq_len": L,
+               **_throughput(times[lab], batch_size, L, times.stopped)}
         for role, base in (("first", labels[0]), ("best_fp32", best_fp32)):
             if base is not None:
                 e = stats.Estimate.exact(1.0, "itself") if base == lab else stats.paired_ratio(times[base], times[lab])
