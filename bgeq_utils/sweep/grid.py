@@ -145,9 +145,8 @@ def _slug(text: str) -> str:
 
 @lru_cache(maxsize=None)
 def declared_parameters(notebook: str) -> frozenset:
-    """The parameters a notebook declares in its ``parameters`` cell."""
-    import papermill as pm
-    return frozenset(pm.inspect_notebook(str(paths.NOTEBOOKS / f"{notebook}.ipynb")))
+    """The parameters a notebook declares in its ``parameters`` cell (as the runner reads them), read once."""
+    return frozenset(runner._declared_parameters(paths.NOTEBOOKS / f"{notebook}.ipynb"))
 
 
 def _notebook(r: _Reader, path: tuple, name) -> str:
