@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -82,7 +83,9 @@ def _declared_parameters(nb_path: Path) -> set[str]:
 def to_html(nb_path: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(nb_path), as_version=4))
+    with warnings.catch_warnings():  # the recorded values (application/vnd.bgeq.values+json) have no HTML form
+        warnings.filterwarnings("ignore", message=".*is not able to be represented", category=UserWarning)
+        body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(nb_path), as_version=4))
     out = nb_path.with_suffix(".html")
     out.write_text(body, encoding="utf8")
     return out

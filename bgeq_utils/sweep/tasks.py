@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import yaml
@@ -146,9 +145,7 @@ def run_notebook(task: dict, outputs: str, context: dict, threads: int | None = 
     if html and out.is_file():
         try:
             from bgeq_utils.cli import runner
-            with warnings.catch_warnings():        # nbconvert: "application/vnd.bgeq.values+json" has no HTML form
-                warnings.simplefilter("ignore")
-                page = str(runner.to_html(out))
+            page = str(runner.to_html(out))
         except Exception:  # a rendering problem never hides the notebook's own outcome
             page = None
     for f in (out, page):
