@@ -21,13 +21,14 @@ MAX_NDCG_LOSS_PCT = 0.5
 
 def try_variants(study, method: str, variants: list, calibration=None, config=None, default=None) -> list:
     """The method's default configuration (``default``: its Result already measured, else measured here), then
-    each variant (a dict of options: one lever, or a combination)."""
+    each variant (a dict of options: one lever, or a combination); those measured here are timed together."""
     if isinstance(variants, dict) or not isinstance(variants, (list, tuple)) or \
             not all(isinstance(v, dict) for v in variants):
         raise ValueError(f"variants={variants!r}: use a list of option mappings, e.g. "
                          "[{'smooth_quant_alpha': 0.5}, {'keep_fp32_layers': 4, 'inference_precision': 'bf16'}]")
-    runs = [default if default is not None else study.measure(method, calibration=calibration, config=config)]
-    runs += [study.measure(method, options=v, calibration=calibration, config=config) for v in variants]
+    jobs = study.jobs(([] if default is not None else [method]) + [(method, v) for v in variants],
+                      calibration=calibration, config=config)
+    runs = ([default] if default is not None else []) + study.measure_many(jobs)
     seen, out = set(), []
     for r in runs:                                   # a variant equal to the default is the default itself
         if r.key not in seen:

@@ -1,9 +1,9 @@
-"""One method, end to end: build -> evaluate -> time side by side -> Result (never crashes the run).
+"""Methods, end to end: build -> evaluate -> time side by side -> Result (never crashes the run).
 
-``run_method`` measures a method; ``measure_or_reuse`` returns the Result this run already holds for the
-same key (same method, options and settings) or measures it. A Result's key hashes every setting that
-changes a figure, so a notebook never reuses a figure taken under other settings and never overwrites
-another configuration's Result.
+``run_method`` measures a method, ``run_methods`` several timed together in one window; ``measure_or_reuse``
+returns the Result this run already holds for the same key (same method, options and settings) or measures it.
+A Result's key hashes every setting that changes a figure, so a notebook never reuses a figure taken under
+other settings and never overwrites another configuration's Result.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class BenchConfig:
     """What is measured and how long: the speed grid and its time budget per cell, memory and size."""
     batch_sizes: tuple = (1, 32)
     seq_lens: tuple = (128,)
-    seconds: float = 20.0          # budget per (batch, seq) cell, the method and its baselines together
+    seconds: float = 20.0          # budget per (batch, seq) cell and method; methods timed together add theirs
     min_repeats: int = 6           # rounds at least (6: the fewest for a 95% interval of a median)
     max_repeats: int = 60
     target: float = 0.03           # stop a cell early once every ratio's 95% interval is within +-3%
@@ -231,6 +231,7 @@ def settings_of(reference, evalset, device: str, calibration, cfg: BenchConfig, 
 
 # --- baselines timed beside each method ------------------------------------------------------------
 _BASELINES: dict[tuple, object] = {}
+_BASELINE_NAMES = {vocab.EAGER_BASELINE, *vocab.RUNTIME_BASELINE.values()}
 
 
 def baseline_encoder(name: str, reference, device: str):
@@ -257,15 +258,18 @@ def release_baselines() -> None:
     gc.collect()
 
 
-def baselines_for(method: str, encoder, options: dict, reference, device: str) -> dict:
+def baselines_for(method: str, encoder, options: dict, reference, device: str, shared: dict | None = None) -> dict:
     """{"eager": (name, encoder), "runtime": (name, encoder)}; a method's default configuration that is
-    itself a baseline is timed as its own baseline."""
+    itself a baseline is timed as its own baseline, and a baseline measured in the same window as a method of
+    its own (``shared``: name -> encoder) is that encoder, not a second copy."""
     out = {}
     for role, name in (("eager", vocab.EAGER_BASELINE),
                        ("runtime", vocab.RUNTIME_BASELINE.get(getattr(encoder, "runtime", "torch"),
                                                               vocab.EAGER_BASELINE))):
         if name == method and not options:
             out[role] = (name, encoder)
+        elif shared and name in shared:
+            out[role] = (name, shared[name])
         else:
             out[role] = (name, baseline_encoder(name, reference, device))
     return out
@@ -309,30 +313,57 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
     for random weights), fidelity is measured on the texts, and the speed grid times those texts
     (``extra["speed_texts"]`` records it, with their token lengths). Calibration stays on the standard
     calibration texts unless ``calibration`` is a list (see data.calibration_texts for why)."""
+    job = {"method": method, "calibration": calibration, "options": options, "label": label,
+           "bench_config": bench_config}
+    out = run_methods([job], reference, evalset, run=run, device=device, reference_emb=reference_emb, save=save,
+                      progress=progress, keep_encoders=keep_encoder)
+    return out[0]
+
+
+@dataclass
+class _Job:
+    res: Result
+    cfg: BenchConfig
+    calibration: object = None
+    encoder: object = None
+    bench_started: float = 0.0
+
+
+def _record_error(res: Result, e: Exception) -> None:
+    """A method that cannot run here is skipped with the reason; one that breaks is failed with the error."""
+    if isinstance(e, registry.MethodUnavailable):
+        res.status, res.reason = "skipped", str(e)
+        return
+    res.status, res.reason = "failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:500]
+    res.notes.append("".join(traceback.format_exception(e, limit=6))[-3000:])
+    warnings.warn(f"{res.method} failed: {res.reason}")
+
+
+def _prepare(method, reference, evalset, *, run, device, calibration, options, label, cfg, reference_emb,
+             progress) -> _Job:
+    """Build the method and measure what needs no other method: quality, fidelity, batch invariance, size."""
     from bgeq_utils.inputs import data as data_mod
 
     spec = registry.get(method)
-    device = env.check_device(device)
-    cfg = bench_config or BenchConfig()
     if "calibration" not in spec.needs:
         calibration = None
     res = new_result(method, reference, evalset, run=run, device=device, calibration=calibration,
                      options=options, label=label, bench_config=cfg, with_fidelity=reference_emb is not None)
     if calibration is not None:
         res.settings["calibration_texts"] = calibration if isinstance(calibration, int) else len(calibration)
+    job = _Job(res, cfg, calibration)
     cal_texts = data_mod.calibration_texts(calibration) if isinstance(calibration, int) else calibration
-    encoder = None
     try:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            encoder = registry.build(method, reference, device=device, calibration=cal_texts, **res.options)
+            job.encoder = registry.build(method, reference, device=device, calibration=cal_texts, **res.options)
         res.timings["build_s"] = time.perf_counter() - t0
-        res.runtime = getattr(encoder, "runtime", spec.runtime)
-        res.extra.update(getattr(encoder, "info", {}) or {})
+        res.runtime = getattr(job.encoder, "runtime", spec.runtime)
+        res.extra.update(getattr(job.encoder, "info", {}) or {})
         if evalset is not None:
             t0 = time.perf_counter()
-            emb = embed_evalset(encoder, evalset, reference.query_prompt, progress=progress)
+            emb = embed_evalset(job.encoder, evalset, reference.query_prompt, progress=progress)
             why = quality_not_applicable(reference, evalset)
             if why is None:
                 res.quality, res.per_query = quality(emb, evalset)
@@ -342,12 +373,12 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
                 res.fidelity = fidelity(emb, reference_emb)
             res.timings["eval_s"] = time.perf_counter() - t0
         if cfg.invariance:
-            res.fidelity["batch_invariance"] = corpus.batch_invariance(encoder, data_mod.sentence_texts(
+            res.fidelity["batch_invariance"] = corpus.batch_invariance(job.encoder, data_mod.sentence_texts(
                 corpus.INVARIANCE_BATCH))
         if cfg.size:
-            res.size = {"disk_bytes": encoder.size_on_disk()}
+            res.size = {"disk_bytes": job.encoder.size_on_disk()}
             try:
-                res.size["param_bytes"] = encoder.param_bytes()
+                res.size["param_bytes"] = job.encoder.param_bytes()
             except NotImplementedError:
                 pass
         texts = speed_texts(evalset)
@@ -355,33 +386,126 @@ def run_method(method: str, reference, evalset=None, *, run: str = "default", de
             res.extra["speed_texts"] = {"source": f"dataset {evalset.name}", "texts": len(texts),
                                         **_token_lengths(reference, texts),
                                         "how": "each batch padded or cut to exactly each sequence length"}
-        t0 = time.perf_counter()
-        base = baselines_for(method, encoder, res.options, reference, device) if cfg.baselines else {}
-        rows = speed.speed_grid(encoder, base, cfg.batch_sizes, cfg.seq_lens, budget=cfg.budget(), texts=texts,
-                                config=reference.model.config, progress=progress)
-        res.ceiling = speed.gemm_ceiling(_compute_precision(encoder, spec), device)
-        res.speed = speed.add_ceiling_share(rows, res.ceiling)
-        res.timings["bench_s"] = time.perf_counter() - t0
-        if cfg.memory:
-            if not keep_encoder:
-                encoder.close()
-                encoder = None
-                gc.collect()
-            res.memory = measure_memory(method, reference.spec(), device, res.options, calibration,
-                                              cfg.memory_batch, cfg.memory_seq, repeats=cfg.memory_repeats)
-    except registry.MethodUnavailable as e:
-        res.status, res.reason = "skipped", str(e)
     except Exception as e:  # recorded, not raised: one broken method must not end a run
-        res.status, res.reason = "failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:500]
-        res.notes.append(traceback.format_exc(limit=6)[-3000:])
-        warnings.warn(f"{method} failed: {res.reason}")
-    if save:
-        results.save(res)
-    if keep_encoder:
-        return res, encoder
-    if encoder is not None:
-        encoder.close()
-    return res
+        _record_error(res, e)
+        _close(job)
+    return job
+
+
+def _close(job: _Job) -> None:
+    if job.encoder is not None:
+        job.encoder.close()
+        job.encoder = None
+        gc.collect()
+
+
+def _window_key(cfg: BenchConfig) -> tuple:
+    """Configurations with the same grid and budgets are timed in one window."""
+    return (cfg.batch_sizes, cfg.seq_lens, cfg.seconds, cfg.min_repeats, cfg.max_repeats, cfg.target, cfg.warmup,
+            cfg.baselines)
+
+
+def _time_together(jobs: list[_Job], reference, evalset, device: str, progress: bool) -> None:
+    """One interleaved window per grid cell for all ``jobs`` (same grid and budgets) and the union of their
+    baselines; a baseline that is also a measured method's default configuration is that same encoder."""
+    cfg = jobs[0].cfg
+    shared = {j.res.method: j.encoder for j in jobs if not j.res.options and j.res.method in _BASELINE_NAMES}
+    entries, keys = {}, {}
+    for j in jobs:
+        try:
+            base = baselines_for(j.res.method, j.encoder, j.res.options, reference, device, shared) \
+                if cfg.baselines else {}
+        except Exception as e:
+            _record_error(j.res, e)
+            continue
+        k = j.res.label
+        while k in entries:
+            k += "'"
+        entries[k], keys[id(j)] = (j.encoder, base), k
+    if not entries:
+        return
+    t0 = time.perf_counter()
+    try:
+        by_key = speed.speed_grid_many(entries, cfg.batch_sizes, cfg.seq_lens, budget=cfg.budget(),
+                                       texts=speed_texts(evalset), config=reference.model.config, progress=progress)
+    except Exception as e:
+        by_key = {k: e for k in entries}
+    elapsed = time.perf_counter() - t0
+    together = sorted(entries) if len(entries) > 1 else None
+    for j in jobs:
+        k = keys.get(id(j))
+        if k is None:
+            continue
+        rows = by_key[k]
+        if isinstance(rows, Exception):
+            _record_error(j.res, rows)
+            continue
+        spec = registry.get(j.res.method)
+        j.res.ceiling = speed.gemm_ceiling(_compute_precision(j.encoder, spec), device)
+        j.res.speed = speed.add_ceiling_share(rows, j.res.ceiling)
+        j.res.timings["bench_s"] = elapsed
+        if together:
+            j.res.extra["timed_together"] = together
+
+
+def run_methods(jobs: list[dict], reference, evalset=None, *, run: str = "default", device: str = "cpu",
+                reference_emb: dict | None = None, save: bool = True, progress: bool = True,
+                keep_encoders: bool = False) -> list:
+    """Several configurations measured as :func:`run_method` measures one, except that configurations with the
+    same grid and budgets are timed together: one window per cell holds all of them and their baselines once
+    (each shared baseline is timed once per round, not once per method), so their speed-ups over the
+    baselines and over each other are paired by round. Each job: {"method", "options", "calibration",
+    "label", "bench_config"}. Returns the Results in order (with their encoders when ``keep_encoders``).
+
+    Every method's encoder is kept while the window runs (a model copy each); memory is then measured for
+    each in fresh processes, as for one."""
+    device = env.check_device(device)
+    for j in jobs:                          # unknown names and options fail loudly before any work
+        new_result(j["method"], reference, evalset, run=run, device=device, calibration=j.get("calibration"),
+                   options=j.get("options"), label=j.get("label"), bench_config=j.get("bench_config"))
+    prepared = [_prepare(j["method"], reference, evalset, run=run, device=device,
+                         calibration=j.get("calibration"), options=j.get("options"), label=j.get("label"),
+                         cfg=j.get("bench_config") or BenchConfig(), reference_emb=reference_emb, progress=progress)
+                for j in jobs]
+    groups: dict[tuple, list[_Job]] = {}
+    for j in prepared:
+        if j.res.status == "ok" and j.encoder is not None:
+            groups.setdefault(_window_key(j.cfg), []).append(j)
+    for group in groups.values():
+        _time_together(group, reference, evalset, device, progress)
+    for j in prepared:
+        if j.res.status != "ok" or not j.cfg.memory:
+            continue
+        if not keep_encoders:
+            _close(j)
+        try:
+            j.res.memory = measure_memory(j.res.method, reference.spec(), device, j.res.options, j.calibration,
+                                          j.cfg.memory_batch, j.cfg.memory_seq, repeats=j.cfg.memory_repeats)
+        except Exception as e:
+            _record_error(j.res, e)
+    out = []
+    for j in prepared:
+        if save:
+            results.save(j.res)
+        if keep_encoders:
+            out.append((j.res, j.encoder))
+        else:
+            _close(j)
+            out.append(j.res)
+    return out
+
+
+def _reusable(method: str, reference, evalset, *, run: str, device: str, calibration, options, label,
+              bench_config, with_fidelity: bool, verbose: bool) -> Result | None:
+    """The Result this run already holds for exactly this configuration, if it is ok."""
+    probe = new_result(method, reference, evalset, run=run, device=device, calibration=calibration,
+                       options=options, label=label, bench_config=bench_config, with_fidelity=with_fidelity)
+    old = results.find(run, probe.key, probe.device_kind)
+    if old is not None and old.status == "ok":
+        if verbose:
+            print(f"{old.label} on {old.device_kind}: reusing Result {old.key} of run {run!r} ({old.created})")
+        return old
+    return None
 
 
 def measure_or_reuse(method: str, reference, evalset=None, *, run: str = "default", device: str = "cpu",
@@ -391,13 +515,9 @@ def measure_or_reuse(method: str, reference, evalset=None, *, run: str = "defaul
     """The Result this run already holds for exactly this configuration (same key: method, options,
     calibration, model, data, device, grid and budgets) with status ok, else a new measurement."""
     device = env.check_device(device)
-    probe = new_result(method, reference, evalset, run=run, device=device, calibration=calibration,
-                       options=options, label=label, bench_config=bench_config,
-                       with_fidelity=reference_emb is not None)
-    old = results.find(run, probe.key, probe.device_kind)
-    if old is not None and old.status == "ok":
-        if verbose:
-            print(f"{old.label} on {old.device_kind}: reusing Result {old.key} of run {run!r} ({old.created})")
+    old = _reusable(method, reference, evalset, run=run, device=device, calibration=calibration, options=options,
+                    label=label, bench_config=bench_config, with_fidelity=reference_emb is not None, verbose=verbose)
+    if old is not None:
         return old
     return run_method(method, reference, evalset, run=run, device=device, calibration=calibration,
                       options=options, label=label, bench_config=bench_config, reference_emb=reference_emb,
@@ -457,22 +577,22 @@ class Study:
         option is an error naming the known ones. Each item: a name, or (name, options)."""
         check_methods(configurations)
 
-    def measure_all(self, configurations, calibration=None, device: str | None = None,
-                    config: BenchConfig | None = None) -> list[Result]:
-        """Each configuration (a name, (name, options) or {"method", "options"}) measured or reused; a method
-        this installation does not register is left out with a message."""
+    def jobs(self, configurations, calibration=None, config: BenchConfig | None = None) -> list[dict]:
+        """The jobs (for :meth:`measure_many`) of several configurations: a name, (name, options) or
+        {"method", "options"} each; a method this installation does not register is left out with a message."""
         out = []
         for name, options in _configurations(configurations):
             if name not in registry.names():
                 print(f"{name}: not registered here, left out")
                 continue
-            out.append(self.measure(name, options=options, calibration=calibration, device=device, config=config))
+            out.append({"method": name, "options": options, "calibration": calibration,
+                        "bench_config": config or self.config})
         return out
 
-    def sweep(self, method: str, grid: dict | None = None, fixed: dict | None = None, calibrations=(None,),
-              device: str | None = None, variant_config: BenchConfig | None = None) -> list[Result]:
-        """Every combination of the options in ``grid`` (name -> list of values, with ``fixed`` ones added) and
-        of ``calibrations``: the method's default configuration measured with the study's configuration, every
+    def sweep_jobs(self, method: str, grid: dict | None = None, fixed: dict | None = None, calibrations=(None,),
+                   variant_config: BenchConfig | None = None) -> list[dict]:
+        """The jobs of every combination of the options in ``grid`` (name -> list of values, with ``fixed`` ones
+        added) and of ``calibrations``: the method's default configuration with the study's configuration, every
         variant with ``variant_config`` (by default the same without memory: variants are detail)."""
         import itertools
         variant_config = variant_config or dataclasses.replace(self.config, memory=False)
@@ -482,18 +602,49 @@ class Study:
             options = {**dict(zip(grid, values)), **(fixed or {})}
             for cal in calibrations:
                 default = variant_label(method, options, cal) == method
-                out.append(self.measure(method, options=options, calibration=cal, device=device,
-                                        config=self.config if default else variant_config))
+                out.append({"method": method, "options": options, "calibration": cal,
+                            "bench_config": self.config if default else variant_config})
         return out
+
+    def measure_all(self, configurations, calibration=None, device: str | None = None,
+                    config: BenchConfig | None = None) -> list[Result]:
+        """Each configuration (as for :meth:`jobs`) measured or reused, those measured timed together."""
+        return self.measure_many(self.jobs(configurations, calibration, config), device=device)
+
+    def sweep(self, method: str, grid: dict | None = None, fixed: dict | None = None, calibrations=(None,),
+              device: str | None = None, variant_config: BenchConfig | None = None) -> list[Result]:
+        """The configurations of :meth:`sweep_jobs` measured or reused, those measured timed together."""
+        return self.measure_many(self.sweep_jobs(method, grid, fixed, calibrations, variant_config), device=device)
 
     def measure(self, method: str, options: dict | None = None, calibration=None, device: str | None = None,
                 config: BenchConfig | None = None, label: str | None = None, reuse: bool = True) -> Result:
         """A method's Result in this run: reused when this exact configuration was measured before."""
-        f = measure_or_reuse if reuse else run_method
-        kw = {} if reuse else {"progress": True}
-        return f(method, self.reference, self.evalset, run=self.run, device=device or self.device,
-                 calibration=calibration, options=options, label=label, bench_config=config or self.config,
-                 reference_emb=self.reference_emb, **kw)
+        return self.measure_many([{"method": method, "options": options, "calibration": calibration,
+                                   "label": label, "bench_config": config or self.config}], device, reuse)[0]
+
+    def measure_many(self, jobs: list[dict], device: str | None = None, reuse: bool = True) -> list[Result]:
+        """Results of several configurations ({"method", "options", "calibration", "label", "bench_config"}):
+        those this run holds for exactly the same key are reused, the rest measured by :func:`run_methods`,
+        so that the new ones with the same grid and budgets share one timing window with their baselines."""
+        device = env.check_device(device or self.device)
+        jobs = [{"bench_config": self.config, **{k: v for k, v in j.items() if v is not None}} for j in jobs]
+        out: list = [None] * len(jobs)
+        todo = []
+        for i, j in enumerate(jobs):
+            old = _reusable(j["method"], self.reference, self.evalset, run=self.run, device=device,
+                            calibration=j.get("calibration"), options=j.get("options"), label=j.get("label"),
+                            bench_config=j["bench_config"], with_fidelity=self.reference_emb is not None,
+                            verbose=True) if reuse else None
+            if old is not None:
+                out[i] = old
+            else:
+                todo.append(i)
+        if todo:
+            new = run_methods([jobs[i] for i in todo], self.reference, self.evalset, run=self.run, device=device,
+                              reference_emb=self.reference_emb)
+            for i, r in zip(todo, new):
+                out[i] = r
+        return out
 
 
 def _configurations(configurations):

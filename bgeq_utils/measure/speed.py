@@ -1,7 +1,8 @@
 """Speed, measured side by side and with its uncertainty.
 
-Each method is timed in one window with its baselines (eager PyTorch FP32 and FP32 in its own runtime),
-alternating call by call, warm-up first; medians with 95% intervals, and each speed-up as the median of
+Each method is timed in one window with its baselines (eager PyTorch FP32 and FP32 in its own runtime), and
+methods measured together share one window (each baseline timed once per round), alternating call by call,
+warm-up first; medians with 95% intervals, and each speed-up as the median of
 per-round ratios with its interval. A time budget per cell, not a fixed count of repeats. Inputs are
 padded to exactly the sequence length, so tokens/s is exact. Throughput is also read as a share of a
 same-precision GEMM ceiling measured here, the best of several libraries.
@@ -133,45 +134,95 @@ def speed_grid(encoder, baselines: dict | None = None, batch_sizes=(1, 32), seq_
     A row holds tokens/s and sentences/s (median with a 95% interval), latency percentiles, repeats, and
     for each role the speed-up over that baseline timed in the same window (median of per-round ratios
     with its 95% interval). A role whose baseline is the encoder itself gets exactly 1."""
+    rows = speed_grid_many({"method": (encoder, baselines or {})}, batch_sizes, seq_lens, budget, texts, config,
+                           progress)["method"]
+    if isinstance(rows, Exception):
+        raise rows
+    return rows
+
+
+class WindowCallFailed(RuntimeError):
+    """A configuration of a shared window could not run on the window's inputs (it is left out of the window)."""
+
+
+def speed_grid_many(entries: dict, batch_sizes=(1, 32), seq_lens=(128,), budget: Budget = Budget(),
+                    texts: list[str] | None = None, config=None, progress: bool = True) -> dict:
+    """:func:`speed_grid` for several methods at once ({key: (encoder, baselines)}): every cell is one window
+    holding all the methods and the union of their baselines (each encoder once), so a baseline shared by
+    several methods is timed once per round and every ratio, between any two of them, is paired by round.
+
+    The cell's budget is the sum of the methods' budgets (``budget.seconds`` each): sharing saves the repeated
+    baseline calls, not a method's time. A method whose encoder fails on the cell's inputs gets a
+    :class:`WindowCallFailed` instead of its rows; the others are timed without it. Returns {key: rows}."""
     texts = texts or data_mod.benchmark_texts(64)
-    baselines = baselines or {}
     grid = [(b, L) for L in seq_lens for b in batch_sizes]
     it = grid
     if progress:
         from tqdm.auto import tqdm
-        it = tqdm(grid, desc=f"speed {getattr(encoder, 'method', '')}", leave=False)
-    rows = []
+        desc = " ".join(getattr(e, "method", "") for e, _ in entries.values())
+        it = tqdm(grid, desc=f"speed {desc}"[:60], leave=False)
+    out: dict = {k: [] for k in entries}
+    # the trial call of each encoder below is its first warm-up call
+    window_budget = Budget(warmup=max(0, budget.warmup - 1), min_repeats=budget.min_repeats,
+                           max_repeats=budget.max_repeats, seconds=budget.seconds * max(1, len(entries)),
+                           target=budget.target)
     for b, L in it:
-        L_eff = min(L, encoder.max_seq_length)
-        feats = _inputs(encoder, b, L_eff, texts)
-        calls = {"method": lambda: encoder.embed_features(feats)}
-        others = {}
-        for role, (name, enc) in baselines.items():
-            if enc is encoder or enc is None:
-                continue
-            if name not in others:
-                others[name] = enc
+        live = {k: v for k, v in entries.items() if not isinstance(out[k], Exception)}
+        if not live:
+            break
+        L_eff = min(L, *(enc.max_seq_length for enc, _ in live.values()))
+        feats = _inputs(next(iter(live.values()))[0], b, L_eff, texts)
+        names, calls, failed = {}, {}, {}  # encoder id -> call name; name -> call; name -> error
+
+        def add(name: str, enc) -> str:
+            if id(enc) not in names:
+                while name in calls:
+                    name += "'"
+                names[id(enc)] = name
                 calls[name] = (lambda e: (lambda: e.embed_features(feats)))(enc)
-        times = interleaved(calls, budget)
-        row = {"batch_size": b, "seq_len": L_eff, **_throughput(times["method"], b, L_eff, times.stopped),
-               "sentences_per_s": b / float(np.median(times["method"])),
-               "latency_ms_p50": float(np.percentile(times["method"], 50) * 1e3),
-               "latency_ms_p95": float(np.percentile(times["method"], 95) * 1e3),
-               "window": sorted(calls)}
-        for role, (name, enc) in baselines.items():
-            if enc is None:
-                row[f"vs_{role}"] = {"baseline": name, "missing": "baseline could not be built here"}
-            elif enc is encoder:
-                row[f"vs_{role}"] = {"baseline": name, **stats.Estimate.exact(1.0, "the method is its own baseline"
-                                                                               ).to_dict()}
-            else:
-                e = stats.paired_ratio(times[name], times["method"])
-                row[f"vs_{role}"] = {"baseline": name, **e.to_dict()}
-                row.setdefault("baseline_tokens_per_s", {})[name] = b * L_eff / float(np.median(times[name]))
-        if config is not None:
-            row["gflops"] = row["tokens_per_s"] * flops_per_token(config, L_eff) / 1e9
-        rows.append(row)
-    return rows
+            return names[id(enc)]
+
+        for k, (enc, base) in live.items():
+            add("method" if len(entries) == 1 else str(k), enc)
+            for name, benc in base.values():
+                if benc is not None:
+                    add(name, benc)
+        for name, call in list(calls.items()):  # a trial call each: one broken encoder must not end the window
+            try:
+                call()
+            except Exception as e:
+                failed[name] = e
+                del calls[name]
+        times = interleaved(calls, window_budget) if calls else Timings()
+        for k, (enc, base) in live.items():
+            me = names[id(enc)]
+            if me in failed:
+                e = failed[me]
+                out[k] = WindowCallFailed(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:400])
+                out[k].__cause__ = e
+                continue
+            row = {"batch_size": b, "seq_len": L_eff, **_throughput(times[me], b, L_eff, times.stopped),
+                   "sentences_per_s": b / float(np.median(times[me])),
+                   "latency_ms_p50": float(np.percentile(times[me], 50) * 1e3),
+                   "latency_ms_p95": float(np.percentile(times[me], 95) * 1e3),
+                   "window": sorted(calls)}
+            for role, (name, benc) in base.items():
+                if benc is None:
+                    row[f"vs_{role}"] = {"baseline": name, "missing": "baseline could not be built here"}
+                elif benc is enc:
+                    row[f"vs_{role}"] = {"baseline": name, **stats.Estimate.exact(
+                        1.0, "the method is its own baseline").to_dict()}
+                elif names[id(benc)] in failed:
+                    row[f"vs_{role}"] = {"baseline": name, "missing": f"baseline failed: {failed[names[id(benc)]]}"}
+                else:
+                    bn = names[id(benc)]
+                    e = stats.paired_ratio(times[bn], times[me])
+                    row[f"vs_{role}"] = {"baseline": name, **e.to_dict()}
+                    row.setdefault("baseline_tokens_per_s", {})[name] = b * L_eff / float(np.median(times[bn]))
+            if config is not None:
+                row["gflops"] = row["tokens_per_s"] * flops_per_token(config, L_eff) / 1e9
+            out[k].append(row)
+    return out
 
 
 def _time_calls(fn, warmup: int, repeats: int, max_seconds: float) -> list[float]:

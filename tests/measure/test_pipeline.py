@@ -159,6 +159,34 @@ def test_bad_bench_parameters_name_the_notebook_parameter():
         pipeline.BenchConfig(memory_repeats=0)
 
 
+def test_methods_measured_together_share_one_window_and_their_baselines(reference, lee_small):
+    cfg = pipeline.BenchConfig(batch_sizes=(4,), seq_lens=(16,), min_repeats=6, max_repeats=6, seconds=5,
+                               memory=False)
+
+    @methods.register("pytest-broken-late", precision="int8", library="test")
+    def broken(reference, device="cpu", calibration=None, **_):
+        raise ZeroDivisionError("kernel exploded")
+    try:
+        with pytest.warns(UserWarning, match="pytest-broken-late failed"):
+            rs = pipeline.run_methods([{"method": m, "bench_config": cfg} for m in
+                                       ("int8-dynamic-onnx", "pytest-broken-late", "fp32-onnx")],
+                                      reference, lee_small, run="pytest-together", progress=False)
+    finally:
+        methods.registry._REGISTRY.pop("pytest-broken-late")
+    dyn, bad, onnx = rs
+    assert bad.status == "failed" and "kernel exploded" in bad.reason       # one broken method ends nothing
+    assert dyn.status == onnx.status == "ok"
+    a, b = dyn.speed[0], onnx.speed[0]
+    # fp32-onnx measured here is also int8-dynamic-onnx's runtime baseline: one encoder, timed once per round
+    assert a["window"] == b["window"] == ["fp32", "fp32-onnx", "int8-dynamic-onnx"]
+    assert dyn.extra["timed_together"] == onnx.extra["timed_together"] == ["fp32-onnx", "int8-dynamic-onnx"]
+    assert a["vs_runtime"]["baseline"] == "fp32-onnx" and a["vs_runtime"]["low"] <= a["vs_runtime"]["value"]
+    assert b["vs_runtime"]["value"] == 1.0 and b["vs_eager"]["baseline"] == "fp32"
+    assert a["baseline_tokens_per_s"]["fp32"] == b["baseline_tokens_per_s"]["fp32"]   # the same eager timing
+    assert a["repeats"] == b["repeats"] == 6 and dyn.timings["bench_s"] == onnx.timings["bench_s"]
+    assert [r.status for r in results.load_run("pytest-together")].count("ok") == 2
+
+
 def test_a_failed_rerun_keeps_the_good_result_and_the_comparison_reports_it(reference, lee_small, tiny_bench,
                                                                            monkeypatch):
     from bgeq_utils.compare import load, measure
@@ -168,7 +196,7 @@ def test_a_failed_rerun_keeps_the_good_result_and_the_comparison_reports_it(refe
 
     def broken(*a, **k):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(pipeline.speed, "speed_grid", broken)
+    monkeypatch.setattr(pipeline.speed, "speed_grid_many", broken)
     with pytest.warns(UserWarning, match="fp32 failed"):
         bad = pipeline.run_method("fp32", reference, lee_small, run="pytest-rerun", bench_config=tiny_bench,
                                   progress=False)
@@ -184,14 +212,17 @@ def test_a_study_sweeps_options_measures_the_default_in_full_and_reuses(referenc
     s = pipeline.Study(reference, lee_small, None, dataclasses.replace(tiny_bench, memory=True), "cpu", "pytest-study")
     seen = []
 
-    def fake_run(method, ref, ev, **kw):
-        seen.append((method, kw["options"], kw["bench_config"].memory))
-        r = pipeline.new_result(method, ref, ev, run=kw["run"], device=kw["device"], options=kw["options"],
-                                calibration=kw["calibration"], bench_config=kw["bench_config"],
-                                with_fidelity=kw["reference_emb"] is not None)
-        results.save(r)
-        return r
-    monkeypatch.setattr(pipeline, "run_method", fake_run)
+    def fake_run(jobs, ref, ev, **kw):
+        out = []
+        for j in jobs:
+            seen.append((j["method"], j.get("options"), j["bench_config"].memory))
+            r = pipeline.new_result(j["method"], ref, ev, run=kw["run"], device=kw["device"], options=j.get("options"),
+                                    calibration=j.get("calibration"), bench_config=j["bench_config"],
+                                    with_fidelity=kw["reference_emb"] is not None)
+            results.save(r)
+            out.append(r)
+        return out
+    monkeypatch.setattr(pipeline, "run_methods", fake_run)
     out = s.sweep("int8-dynamic-onnx", {"weight_type": ["QInt8", "QUInt8"], "per_channel": [True]})
     assert [r.label for r in out] == ["int8-dynamic-onnx", "int8-dynamic-onnx[weight_type=QUInt8]"]
     assert [m for _, _, m in seen] == [True, False]          # variants are detail: no memory by default

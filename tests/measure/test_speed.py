@@ -113,3 +113,42 @@ def test_window_times_every_configuration_in_one_window(reference):
     assert 0 < rows[0]["share_of_ceiling"] <= 1 and rows[0]["seq_len"] == 16
     with pytest.raises(ValueError, match="at least one encoder"):
         bench.window({})
+
+
+def test_methods_timed_together_share_their_baselines_and_a_broken_one_is_left_out(reference):
+    enc = methods.build("fp32", reference)
+    a, b = methods.build("fp16", reference), methods.build("bf16", reference)
+
+    class Broken:
+        method, max_seq_length = "broken", enc.max_seq_length
+
+        def tokenize(self, *a, **k):
+            return enc.tokenize(*a, **k)
+
+        def embed_features(self, feats):
+            raise RuntimeError("no kernel for this shape")
+    base = {"eager": ("fp32", enc), "runtime": ("fp32", enc)}
+    out = bench.speed_grid_many({"a": (a, base), "b": (b, base), "x": (Broken(), base)}, batch_sizes=(2,),
+                                seq_lens=(24,), budget=bench.Budget(warmup=1, min_repeats=6, max_repeats=6,
+                                                                    seconds=60), progress=False)
+    assert isinstance(out["x"], bench.WindowCallFailed) and "no kernel for this shape" in str(out["x"])
+    ra, rb = out["a"][0], out["b"][0]
+    assert ra["window"] == rb["window"] == ["a", "b", "fp32"]          # the shared baseline once, the broken out
+    assert ra["repeats"] == rb["repeats"] == 6
+    assert ra["baseline_tokens_per_s"] == rb["baseline_tokens_per_s"]  # one baseline timing serves both
+    for r in (ra, rb):
+        e = r["vs_eager"]
+        assert e["baseline"] == "fp32" and e["low"] <= e["value"] <= e["high"]
+    with pytest.raises(bench.WindowCallFailed, match="no kernel"):
+        bench.speed_grid(Broken(), base, batch_sizes=(2,), seq_lens=(24,), progress=False,
+                         budget=bench.Budget(warmup=0, min_repeats=2, max_repeats=2))
+
+
+def test_a_shared_window_has_the_sum_of_the_methods_budgets(reference, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "interleaved", lambda calls, budget, progress=None: seen.append(budget) or
+                        bench.Timings({n: [0.01, 0.01] for n in calls}))
+    enc = methods.build("fp32", reference)
+    bench.speed_grid_many({"a": (enc, {}), "b": (methods.build("bf16", reference), {})}, batch_sizes=(2,),
+                          seq_lens=(16,), budget=bench.Budget(warmup=2, seconds=3.0), progress=False)
+    assert seen[0].seconds == 6.0 and seen[0].warmup == 1   # the trial call was the first warm-up

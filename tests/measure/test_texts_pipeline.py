@@ -26,12 +26,12 @@ def test_a_file_of_texts_gets_fidelity_and_speed_on_its_texts_and_no_quality(ref
     ref_emb = pipeline.reference_embeddings(reference, own_texts, run="pytest-texts")
     assert ref_emb["corpus"].shape == (len(TEXTS), 384) and ref_emb["queries"].shape == (0, 384)
     timed = []
-    grid = pipeline.speed.speed_grid
+    grid = pipeline.speed.speed_grid_many
 
     def spy(*a, **kw):
         timed.append(kw.get("texts"))
         return grid(*a, **kw)
-    monkeypatch.setattr(pipeline.speed, "speed_grid", spy)
+    monkeypatch.setattr(pipeline.speed, "speed_grid_many", spy)
     res = pipeline.run_method("int8-dynamic-torch", reference, own_texts, run="pytest-texts", reference_emb=ref_emb,
                               bench_config=tiny_bench, progress=False)
     assert res.status == "ok", res.reason
