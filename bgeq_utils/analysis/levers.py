@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bgeq_utils.compare.measured import estimate
+from bgeq_utils.core import vocab
 from bgeq_utils.core.uncertainty import ratio_of
 
 #: the quality bar of a lever: fidelity, nDCG@10 point loss, and no significant loss (paired CI includes 0)
@@ -19,13 +20,16 @@ MIN_COS = 0.998
 MAX_NDCG_LOSS_PCT = 0.5
 
 
-def try_variants(study, method: str, variants: list, calibration=None, config=None, default=None) -> list:
-    """The method's default configuration (``default``: its Result already measured, else measured here), then
-    each variant (a dict of options: one lever, or a combination); those measured here are timed together."""
+def try_variants(study, method: str, variants: list, calibration=None, config=None, default=None,
+                 measured=()) -> list:
+    """The method's default configuration (``default``, else its Result among ``measured``, else measured here),
+    then each variant (a dict of options: one lever, or a combination); those measured here are timed together."""
     if isinstance(variants, dict) or not isinstance(variants, (list, tuple)) or \
             not all(isinstance(v, dict) for v in variants):
         raise ValueError(f"variants={variants!r}: use a list of option mappings, e.g. "
                          "[{'smooth_quant_alpha': 0.5}, {'keep_fp32_layers': 4, 'inference_precision': 'bf16'}]")
+    if default is None:
+        default = next((r for r in measured if r.method == method and r.is_default), None)
     jobs = study.jobs(([] if default is not None else [method]) + [(method, v) for v in variants],
                       calibration=calibration, config=config)
     runs = ([default] if default is not None else []) + study.measure_many(jobs)
@@ -35,6 +39,14 @@ def try_variants(study, method: str, variants: list, calibration=None, config=No
             seen.add(r.key)
             out.append(r)
     return out
+
+
+def with_baselines(runs, lever_runs) -> list:
+    """The levers with what their table reads beside them: the FP32 Results among ``runs`` (eager FP32, the
+    group's reference, and the levers' own runtime's FP32)."""
+    runtimes = {r.runtime for r in lever_runs}
+    keep = {vocab.EAGER_BASELINE} | {vocab.RUNTIME_BASELINE.get(rt, vocab.EAGER_BASELINE) for rt in runtimes}
+    return [r for r in runs if r.method in keep and r.is_default] + list(lever_runs)
 
 
 def _meets_bar(row) -> tuple[bool, str]:
@@ -107,9 +119,11 @@ def choose(m, runs) -> tuple[str, str]:
     rel = ratio_of(e_best, e_def)
     separated = rel.has_interval and rel.low > 1
     meets_default = _meets_bar(t.loc[default])[0]
+    together = best in (ok_runs[0].extra.get("timed_together") or [])
+    where = ("speed-ups timed in one window, compared as independent" if together else
+             "speed-ups from separate windows; `bgeq bench --window` times them side by side")
     if separated or not meets_default:
         return best, (f"meets the quality bar{'' if meets_default else ' (the default does not)'}; "
-                      f"{rel.fmt(2)}x the default's speed-up over its runtime's FP32 (each speed-up timed in its "
-                      "own window; `bgeq bench --window` times them side by side)")
-    return default, (f"{best} meets the bar too, but its speed over the default, {rel.fmt(2)}x (speed-ups from "
-                     "separate windows), is not separated from 1 at 95%: the default stays")
+                      f"{rel.fmt(2)}x the default's speed-up over its runtime's FP32 ({where})")
+    return default, (f"{best} meets the bar too, but its speed over the default, {rel.fmt(2)}x ({where}), is not "
+                     "separated from 1 at 95%: the default stays")

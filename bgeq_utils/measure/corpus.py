@@ -159,6 +159,6 @@ def measure_corpus(reference, method_names: list[str], texts: list[str], corpus_
     record = {"run": run, "corpus": corpus_name, "model": reference.info(), "device": env.describe(device),
               "batch_size": batch_size, "max_length": max_length or reference.max_seq_length,
               "rows": rows, "skipped": skipped, "budget": vars(budget).copy()}
-    record["path"] = paths.shown(results.write_json(record, paths.run_dir(run) / "corpus" /
-                                                    f"{results.safe_name(reference.model_id)[:80]}__{results.safe_name(corpus_name)[:80]}.json"))
+    name = f"{results.safe_name(reference.model_id)[:80]}__{results.safe_name(corpus_name)[:80]}.json"
+    record["path"] = paths.shown(results.write_json(record, paths.run_dir(run) / "corpus" / name))
     return record

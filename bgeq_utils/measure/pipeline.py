@@ -326,7 +326,6 @@ class _Job:
     cfg: BenchConfig
     calibration: object = None
     encoder: object = None
-    bench_started: float = 0.0
 
 
 def _record_error(res: Result, e: Exception) -> None:
@@ -460,9 +459,8 @@ def run_methods(jobs: list[dict], reference, evalset=None, *, run: str = "defaul
     Every method's encoder is kept while the window runs (a model copy each); memory is then measured for
     each in fresh processes, as for one."""
     device = env.check_device(device)
-    for j in jobs:                          # unknown names and options fail loudly before any work
-        new_result(j["method"], reference, evalset, run=run, device=device, calibration=j.get("calibration"),
-                   options=j.get("options"), label=j.get("label"), bench_config=j.get("bench_config"))
+    paths.check_run_name(run)
+    check_methods([(j["method"], j.get("options")) for j in jobs])  # unknown names and options: before any work
     prepared = [_prepare(j["method"], reference, evalset, run=run, device=device,
                          calibration=j.get("calibration"), options=j.get("options"), label=j.get("label"),
                          cfg=j.get("bench_config") or BenchConfig(), reference_emb=reference_emb, progress=progress)

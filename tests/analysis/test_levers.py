@@ -46,3 +46,14 @@ def test_bad_variant_lists_are_refused():
     for bad in ({"smooth_quant_alpha": [0.5]}, [0.5], "keep_fp32_layers=4"):
         with pytest.raises(ValueError, match="list of option mappings"):
             levers.try_variants(None, "int8-static-openvino", bad)
+
+
+def test_the_levers_table_keeps_eager_fp32_and_their_own_runtimes_fp32():
+    from types import SimpleNamespace as R
+    runs = [R(method="fp32", is_default=True, runtime="torch"),
+            R(method="fp32-onnx", is_default=True, runtime="onnxruntime"),
+            R(method="fp32-openvino", is_default=True, runtime="openvino"),
+            R(method="int8-static-openvino", is_default=True, runtime="openvino")]
+    lever = [R(method="int8-static-openvino", is_default=False, runtime="openvino")]
+    kept = levers.with_baselines(runs, lever)
+    assert [r.method for r in kept] == ["fp32", "fp32-openvino", "int8-static-openvino"] and kept[-1] is lever[0]
