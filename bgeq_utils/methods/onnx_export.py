@@ -135,7 +135,7 @@ def cached_artifact(kind: str, parts: dict, build: Callable[[Path], dict | None]
         problem = check_cached(folder)
         if problem is None:
             return folder
-        warnings.warn(f"rebuilding cached ONNX artifact: {problem}")
+        warnings.warn(f"rebuilding cached artifact: {problem}")
         replace = True
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:6]}.partial"

@@ -22,14 +22,19 @@ Static: PT2E (``torch.export`` -> ``prepare_pt2e`` with ``X86InductorQuantizer``
 weights and quantize/dequantize pairs around every Linear (activation scales fixed by calibration);
 ``torch.compile`` with freezing lowers those patterns to oneDNN INT8 kernels. Without compilation
 (``compile=False``) the same graph runs with FP32 GEMMs: the INT8 numerics, not the INT8 speed.
+Calibration (HistogramObserver, about two minutes for bge-large on two cores) runs once per model, texts and
+settings: the calibrated observers are cached on disk like the ONNX graphs, so the fresh process that
+measures memory, and every later build, load them and convert to the same INT8 graph without calibrating.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import warnings
 from pathlib import Path
 
-from bgeq_utils.core import vocab
+from bgeq_utils.core import paths, vocab
 from bgeq_utils.methods.encoders import FEATURES, TorchEncoder, pool_torch
 from bgeq_utils.methods.registry import MethodUnavailable, register
 
@@ -325,6 +330,52 @@ class StaticInt8Encoder(CompiledEncoder):
         return folder
 
 
+OBSERVERS_FILE = "observers.pt"
+
+
+def _observer_state(prepared) -> dict:
+    """The observers' buffers of a prepared PT2E graph (activation ranges, histograms, weight ranges)."""
+    return {k: v for k, v in prepared.state_dict().items() if k.startswith("activation_post_process_")}
+
+
+def _calibrate(reference, prepared, texts: list[str], batch_size: int, reduce_range: bool, feats) -> dict:
+    """Run the calibration texts through ``prepared``, or load the observers a previous identical build saved.
+
+    The cache key holds the weights (path, size, mtime), the prepared graph's code and observer names, the
+    texts, the settings and the library versions; the cached file is checked against its SHA-256 like every
+    cached artifact. Loaded observers give the same scales as calibrating again, so the INT8 graph is the
+    same."""
+    import torch
+
+    from bgeq_utils.methods import onnx_export as ox
+    keys = sorted(_observer_state(prepared))
+    parts = {"model": ox.model_fingerprint(reference.folder),
+             "graph": hashlib.sha256(prepared.code.encode()).hexdigest(),
+             "observers": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
+             "calibration": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
+             "batch_size": int(batch_size), "reduce_range": bool(reduce_range),
+             "max_length": reference.max_seq_length, "versions": ox._versions("torch", "torchao", "transformers")}
+    ran = []
+
+    def build(out: Path) -> dict:
+        with torch.no_grad():
+            for i in range(0, len(texts), batch_size):
+                prepared(*feats(texts[i:i + batch_size]))
+        torch.save(_observer_state(prepared), out / OBSERVERS_FILE)
+        ran.append(True)
+        return {"observers": len(keys), "calibration_texts": len(texts)}
+
+    folder = ox.cached_artifact("pt2e-observers", parts, build, main_file=OBSERVERS_FILE,
+                                root=paths.cache_dir() / "pt2e")
+    if not ran:
+        state = torch.load(folder / OBSERVERS_FILE, weights_only=True)
+        if sorted(state) != keys:
+            raise ox.OnnxCacheError(f"{folder / OBSERVERS_FILE} holds other observers than this graph has "
+                                    f"({len(state)} saved, {len(keys)} expected). Delete {folder} to calibrate again.")
+        prepared.load_state_dict(state, strict=False)
+    return {"calibration_run": bool(ran), "calibration_cache": folder.name}
+
+
 @register("int8-static-torch", precision="int8", library="torch", devices=("cpu",), needs=("calibration",),
           runtime="inductor",
           summary="PyTorch static INT8 (PT2E + X86InductorQuantizer, calibrated), compiled to oneDNN kernels")
@@ -374,11 +425,11 @@ def int8_static_torch(reference, device="cpu", calibration=None, compile: bool =
             quantizer.set_global(get_default_x86_inductor_quantization_config(
                 is_qat=False, is_dynamic=False, reduce_range=bool(reduce_range)))
             prepared = prepare_pt2e(exported, quantizer)
-            stage = "calibration"
-            with torch.no_grad():
-                for i in range(0, len(calibration), batch_size):
-                    prepared(*feats(calibration[i:i + batch_size]))
-            stage = "convert_pt2e"
+        stage = "calibration"   # outside the filter: a damaged cache says it is rebuilt (building is quiet)
+        calibrated = _calibrate(reference, prepared, calibration, batch_size, reduce_range, feats)
+        stage = "convert_pt2e"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             converted = convert_pt2e(prepared)
     except Exception as e:
         raise MethodUnavailable(f"PT2E static INT8 failed at {stage}: {type(e).__name__}: "
@@ -410,7 +461,7 @@ def int8_static_torch(reference, device="cpu", calibration=None, compile: bool =
         "weights": "int8 symmetric per output channel",
         "activations": f"uint8 per tensor ({'7' if reduce_range else '8'} bits used), scales fixed by "
                        "calibration (HistogramObserver)",
-        "calibration_texts": len(calibration), "calibration_batch_size": batch_size,
+        "calibration_texts": len(calibration), "calibration_batch_size": batch_size, **calibrated,
         "int8_weight_tensors": n_w, "activation_quantize_nodes": n_q,
         "fp32_originals_dropped": dropped,
         "bytes_by_dtype": enc.bytes_by_dtype(),

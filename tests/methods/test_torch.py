@@ -158,6 +158,32 @@ def test_int8_static_torch_numerics_and_saved_program(reference, texts, fp32_emb
     np.testing.assert_allclose(again, enc.embed_features(feats), atol=1e-5)
 
 
+def test_int8_static_torch_reuses_its_calibration(reference, texts, monkeypatch, tmp_path):
+    """A second identical build loads the calibrated observers instead of calibrating: the same INT8 graph;
+    other texts calibrate anew; a damaged cache file is calibrated again, never used."""
+    monkeypatch.setenv("BGEQ_DATA", str(tmp_path))
+    cal = data.calibration_texts(16)
+
+    def build(texts_):
+        enc = methods.build("int8-static-torch", reference, calibration=texts_, compile=False)
+        return enc, enc.encode(texts[:4], batch_size=4)
+
+    first, emb1 = build(cal)
+    second, emb2 = build(cal)
+    assert first.info["calibration_run"] and not second.info["calibration_run"]
+    assert first.info["calibration_cache"] == second.info["calibration_cache"]
+    np.testing.assert_array_equal(emb1, emb2)
+    other, emb3 = build(cal[:8])
+    assert other.info["calibration_run"] and other.info["calibration_cache"] != first.info["calibration_cache"]
+    assert not np.array_equal(emb1, emb3)
+    saved = tmp_path / "cache" / "pt2e" / first.info["calibration_cache"] / "observers.pt"
+    saved.write_bytes(saved.read_bytes()[:-8] + b"damaged!")
+    with pytest.warns(UserWarning, match="rebuilding cached artifact.*SHA-256"):
+        again, emb4 = build(cal)
+    assert again.info["calibration_run"]
+    np.testing.assert_array_equal(emb1, emb4)
+
+
 def test_int8_static_needs_calibration(reference):
     with pytest.raises(ValueError, match="needs calibration texts"):
         methods.build("int8-static-torch", reference)
