@@ -22,12 +22,16 @@ from bgeq_utils.inputs import data as data_mod
 
 
 # --- model arithmetic ---------------------------------------------------------------------------
+def linear_flops_per_token(config) -> float:
+    """Multiply-adds x2 of a BERT encoder's Linear layers per token: QKV, output projection, FFN."""
+    h, i, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    return float(n * 2 * (4 * h * h + 2 * h * i))
+
+
 def flops_per_token(config, seq_len: int) -> float:
     """Multiply-adds x2 of a BERT encoder forward, per token (embeddings and pooling are negligible)."""
-    h, i, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    linear = 4 * h * h + 2 * h * i          # QKV + output projection + FFN
-    attention = 2 * seq_len * h             # QK^T and AV
-    return float(n * 2 * (linear + attention))
+    attention = 2 * seq_len * config.hidden_size            # QK^T and AV
+    return linear_flops_per_token(config) + float(config.num_hidden_layers * 2 * attention)
 
 
 # --- throughput, side by side -----------------------------------------------------------------------

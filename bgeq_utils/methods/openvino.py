@@ -71,6 +71,7 @@ class OpenVinoEncoder(Encoder):
         n_threads = int(threads or env.default_threads())
         config = {"INFERENCE_NUM_THREADS": n_threads, "INFERENCE_PRECISION_HINT": hint,
                   "PERFORMANCE_HINT": "LATENCY"}
+        self.config = config
         try:
             self.compiled = core.compile_model(model, "CPU", config)
         except Exception as e:
@@ -98,6 +99,32 @@ class OpenVinoEncoder(Encoder):
 
     def param_bytes(self) -> int:
         return int(sum(self.weight_bytes_by_type.values()))
+
+    def layer_timer(self):
+        """A second compilation of the same IR with the same settings and OpenVINO's per-layer counters on
+        (``PERF_COUNT``): a call ``timer(features)`` runs one inference and returns its wall seconds and
+        {(layer type, kernel): [milliseconds, layers]} summed over the executed layers."""
+        import time
+        ov = _ov()
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(self.xml_path)), "CPU", {**self.config, "PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        names = [i.get_any_name() for i in compiled.inputs]
+        executed = ov.ProfilingInfo.Status.EXECUTED
+
+        def timer(features):
+            feeds = graph_feeds(names, features, "the OpenVINO model")
+            t0 = time.perf_counter()
+            request.infer(feeds)
+            wall = time.perf_counter() - t0
+            layers: dict = {}
+            for p in request.get_profiling_info():
+                if p.status == executed:
+                    slot = layers.setdefault((p.node_type, p.exec_type), [0.0, 0])
+                    slot[0] += p.real_time.total_seconds() * 1e3
+                    slot[1] += 1
+            return wall, layers
+        return timer
 
     def save(self, folder):
         import shutil
