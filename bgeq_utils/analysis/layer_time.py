@@ -1,6 +1,6 @@
 """Where an OpenVINO model's time goes, by layer type, and how much its Linear layers leave to gain.
 
-A method at 80% of the INT8 GEMM ceiling may be slow in its matrix products, or fast in them and slow
+A method well below the INT8 GEMM ceiling may be slow in its matrix products, or fast in them and slow
 elsewhere: a speed window cannot tell which, a per-layer profile can. OpenVINO's CPU plugin times every layer
 it executes (``PERF_COUNT``). :func:`profile` runs several configurations on one batch in interleaved rounds
 and sums their layers by type and kernel; :func:`bound` says how fast each would run if every Linear layer
@@ -58,35 +58,37 @@ def profile(encoders: dict, batch_size: int = 8, seq_len: int = 128, rounds: int
     L = min(seq_len, *(e.max_seq_length for e in encoders.values()))
     feats = speed._inputs(first, batch_size, L, texts or data_mod.benchmark_texts(64))
     timers = {k: e.layer_timer() for k, e in encoders.items()}
+    seen: dict = {k: [] for k in labels}     # every call's (wall seconds, layers), warm-up calls first
+    calls = {k: (lambda k: (lambda: seen[k].append(timers[k](feats))))(k) for k in labels}
+    # the speed windows' schedule, for a fixed count of rounds; the wall time is the timer's own, without the
+    # reading of the counters that follows each inference
+    speed.interleaved(calls, speed.Budget(warmup=warmup, min_repeats=rounds, max_repeats=rounds,
+                                          seconds=float("inf")))
     precisions = precisions or {}
-    out = {k: LayerProfile(k, precisions.get(k) or getattr(encoders[k], "compute_precision", "fp32"),
-                           batch_size, L) for k in labels}
-    for r in range(warmup + rounds):
-        for k in labels[r % len(labels):] + labels[:r % len(labels)]:
-            wall, layers = timers[k](feats)
-            if r < warmup:
-                continue
-            p = out[k]
+    out = {}
+    for k in labels:
+        p = out[k] = LayerProfile(k, precisions.get(k) or getattr(encoders[k], "compute_precision", "fp32"),
+                                  batch_size, L)
+        for wall, layers in seen[k][warmup:]:
             p.wall_ms.append(wall * 1e3)
             p.layers_ms.append(sum(ms for ms, _ in layers.values()))
             p.linear_ms.append(sum(ms for (kind, _), (ms, _) in layers.items() if kind in LINEAR_LAYERS))
             for key, (ms, n) in layers.items():
-                slot = p.by_layer.setdefault(key, [[], n])
-                slot[0].append(ms)
+                p.by_layer.setdefault(key, [[], n])[0].append(ms)
     return out
 
 
 def by_layer(profiles: dict[str, LayerProfile], top: int = 8) -> pd.DataFrame:
     """The layer types and kernels that take the most time, per configuration: layers per inference,
-    milliseconds (median of the rounds) and share of the summed layer time."""
+    milliseconds and share of the summed layer time (medians of the rounds with their 95% intervals)."""
     rows = []
     for p in profiles.values():
-        total = float(np.median(p.layers_ms))
+        layers = np.asarray(p.layers_ms, float)
         ranked = sorted(p.by_layer.items(), key=lambda kv: -float(np.median(kv[1][0])))
         for (kind, kernel), (ms, n) in ranked[:top]:
-            med = float(np.median(ms))
+            ms = np.asarray(ms, float)
             rows.append({"configuration": p.label, "layer type": kind, "kernel": kernel, "layers": n,
-                         "ms": round(med, 1), "share %": round(100 * med / total, 1) if total else np.nan,
+                         "ms": stats.median(ms).fmt(1), "share %": stats.median(100 * ms / layers).fmt(1),
                          "Linear": kind in LINEAR_LAYERS})
     return pd.DataFrame(rows)
 

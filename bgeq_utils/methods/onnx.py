@@ -6,8 +6,6 @@ keyed by the model, the options and (for static INT8) the calibration texts.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -150,10 +148,6 @@ def _check_calibration(calibration, method: str) -> list[str]:
     if not texts:
         raise ValueError(f"{method}: every calibration text is empty; {hint}")
     return texts
-
-
-def _texts_hash(texts: list[str]) -> str:
-    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()
 
 
 class TextCalibrationReader:
@@ -490,7 +484,7 @@ def int8_static_onnx(reference, device="cpu", calibration=None, calibrate_method
                 "calibrated_tensors": len(tensors)}
 
     path = ox.derived("int8static", base, options, build,
-                      extra_key={"calibration": _texts_hash(texts), "max_length": reference.max_seq_length,
+                      extra_key={"calibration": ox.texts_hash(texts), "max_length": reference.max_seq_length,
                                  "recipe": STATIC_RECIPE})
     meta = ox.read_meta(path.parent)
     settings = {**options, "calibration_texts": len(texts), "opset": opset,

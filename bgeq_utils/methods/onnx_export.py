@@ -70,6 +70,11 @@ def cache_key(kind: str, parts: dict) -> str:
     return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
+def texts_hash(texts: list[str]) -> str:
+    """The calibration texts as a cache key part: a build calibrated on other texts is another artifact."""
+    return hashlib.sha256(json.dumps(texts).encode()).hexdigest()
+
+
 def _sha256(path: Path, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -6,7 +6,6 @@ texts (``model_type=nncf.ModelType.TRANSFORMER``). The IR (.xml + .bin) is cache
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -269,7 +268,7 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
         return {"calibration_texts": len(items), "fp32_layers": kept}
 
     parts = {"source": _sha(src), "options": options,
-             "calibration": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
+             "calibration": ox.texts_hash(texts),
              "max_length": reference.max_seq_length, "versions": ox._versions("openvino", "nncf")}
     xml = ox.cached_artifact("ovint8", parts, build, main_file=IR_FILE, root=cache_root()) / IR_FILE
     settings = {**options, "calibration_texts": len(texts), "inference_precision": inference_precision,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import warnings
 from pathlib import Path
 
@@ -341,7 +340,7 @@ def _observer_state(prepared) -> dict:
 def _calibrate(reference, prepared, texts: list[str], batch_size: int, reduce_range: bool, feats) -> dict:
     """Run the calibration texts through ``prepared``, or load the observers a previous identical build saved.
 
-    The cache key holds the weights (path, size, mtime), the prepared graph's code and observer names, the
+    The cache key holds the weights (path, size, mtime), the prepared graph's code (which names its observers), the
     texts, the settings and the library versions; the cached file is checked against its SHA-256 like every
     cached artifact. Loaded observers give the same scales as calibrating again, so the INT8 graph is the
     same."""
@@ -351,8 +350,7 @@ def _calibrate(reference, prepared, texts: list[str], batch_size: int, reduce_ra
     keys = sorted(_observer_state(prepared))
     parts = {"model": ox.model_fingerprint(reference.folder),
              "graph": hashlib.sha256(prepared.code.encode()).hexdigest(),
-             "observers": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
-             "calibration": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
+             "calibration": ox.texts_hash(texts),
              "batch_size": int(batch_size), "reduce_range": bool(reduce_range),
              "max_length": reference.max_seq_length, "versions": ox._versions("torch", "torchao", "transformers")}
     ran = []
