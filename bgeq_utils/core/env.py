@@ -119,3 +119,45 @@ def default_threads() -> int:
     if v.isdigit() and int(v) >= 1:
         return int(v)
     return os.cpu_count() or 1
+
+
+#: share of the machine's CPU time other processes may take during a timing window before the window is flagged
+#: busy: a speed-up measured under load is another quantity, not a noisier one
+BUSY_SHARE = 0.15
+
+
+def _busy_seconds(t) -> float:
+    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
+class LoadMeter:
+    """What else ran on the machine while a window was timed: the 1-minute load average at both ends and
+    the share of all cores' time that processes other than this one (and its children) took."""
+
+    def __init__(self):
+        import time
+
+        import psutil
+        self._proc = psutil.Process()
+        self._t0 = time.monotonic()
+        self._sys0 = _busy_seconds(psutil.cpu_times())
+        self._own0 = self._own()
+        self._load0 = os.getloadavg()[0]
+
+    def _own(self) -> float:
+        t = self._proc.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def stop(self) -> dict:
+        import time
+
+        import psutil
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        cores = psutil.cpu_count() or 1
+        other = max(0.0, (_busy_seconds(psutil.cpu_times()) - self._sys0) - (self._own() - self._own0))
+        share = min(1.0, other / (wall * cores))
+        return {"load_avg_start": round(self._load0, 2), "load_avg_end": round(os.getloadavg()[0], 2),
+                "other_cpu_share": round(share, 3), "cores": cores, "seconds": round(wall, 1),
+                "busy": share > BUSY_SHARE,
+                "what": f"share of all {cores} cores' time taken by other processes while timing "
+                        f"(busy above {BUSY_SHARE:.0%})"}

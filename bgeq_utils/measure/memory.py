@@ -1,8 +1,8 @@
 """Memory, one definition, measured in fresh processes (see memory_worker.py).
 
-Peak RSS while embedding one batch over a baseline process that imported the method's libraries and loaded
-and released the reference once (CUDA: peak allocated); resident after loading over the same baseline.
-Each is the median of a few processes, their range as its interval.
+Peak RSS while embedding one batch (the run's speed cell) over a baseline process that imported the method's
+libraries and loaded and released the reference once (CUDA: peak allocated); resident after loading over the
+same baseline. Each is the median of a few processes, their range as its interval.
 """
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ import tempfile
 from bgeq_utils.core import uncertainty as stats
 from bgeq_utils.core import vocab
 
-#: the one memory definition: batch 32 x 128 tokens
+#: the one memory definition's batch when none is given; a run measures at its own speed cell (BenchConfig)
 MEMORY_BATCH, MEMORY_SEQ = 32, 128
+#: fresh processes at once: each is mostly start-up and loading, and its peak RSS is its own whatever runs beside
+#: it, so two at a time halve the wait without changing a figure (no timing runs while they do)
+MEMORY_WORKERS = 2
 
 
 def measure_memory(method: str, reference_spec: dict, device: str = "cpu", options: dict | None = None,
@@ -60,3 +63,34 @@ def measure_memory(method: str, reference_spec: dict, device: str = "cpu", optio
     return {"peak": stats.spread(peak).to_dict() | {"what": f"{what}, batch {batch_size} x {seq_len} tokens"},
             "resident": stats.spread(resident).to_dict() | {"what": "resident after loading, over the baseline"},
             "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports), "processes": runs}
+
+
+def measure_memory_many(jobs: list[dict], workers: int = MEMORY_WORKERS, progress: bool = True) -> list:
+    """:func:`measure_memory` for several methods (each job: its keyword arguments), ``workers`` fresh processes
+    at a time. Returns each job's memory dict, or the exception that ended it, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not jobs:
+        return []
+
+    def one(job):
+        try:
+            return measure_memory(**job)
+        except Exception as e:  # recorded by the caller against its method
+            return e
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(jobs), desc=f"memory ({min(workers, len(jobs))} fresh processes at a time)",
+                   leave=False)
+    out = [None] * len(jobs)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
+        futures = {pool.submit(one, j): i for i, j in enumerate(jobs)}
+        for f in futures:
+            out[futures[f]] = f.result()
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out

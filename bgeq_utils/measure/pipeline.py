@@ -7,6 +7,7 @@ other settings and never overwrites another configuration's Result.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -20,12 +21,16 @@ import numpy as np
 
 from bgeq_utils import methods as registry
 from bgeq_utils.core import env, paths, results, vocab
+from bgeq_utils.core import progress as progress_events
 from bgeq_utils.core.results import Result
 from bgeq_utils.measure import corpus, metrics, speed
-from bgeq_utils.measure.memory import MEMORY_BATCH, MEMORY_SEQ, measure_memory
+from bgeq_utils.measure.memory import measure_memory_many
 
 #: calibration texts of a method's registry default configuration
 DEFAULT_CALIBRATION = 64
+#: what a timing window served: the run's comparison (every default method of a group, one window) or a
+#: notebook's own study (variants, levers), shown as such wherever its figures appear
+WINDOW_COMPARISON, WINDOW_NOTEBOOK = "comparison", "notebook"
 #: the one way a Result says it has no quality: a note "<why>: quality is not applicable" (the comparison reads it)
 QUALITY_NOT_APPLICABLE = "quality is not applicable"
 
@@ -43,8 +48,8 @@ class BenchConfig:
     baselines: bool = True         # time beside eager PyTorch FP32 and FP32 in the method's own runtime
     memory: bool = True            # memory in fresh processes
     memory_repeats: int = 2
-    memory_batch: int = MEMORY_BATCH
-    memory_seq: int = MEMORY_SEQ
+    memory_batch: int | None = None   # None: the largest cell of the speed grid (the run's speed cell)
+    memory_seq: int | None = None
     size: bool = True
     invariance: bool = True        # the same texts alone, in a length-sorted batch and in a padded batch
 
@@ -56,6 +61,10 @@ class BenchConfig:
                     not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
                 raise ValueError(f"{param}={v!r}: use a list of positive whole numbers, e.g. [1, 32]")
             setattr(self, name, tuple(v))
+        if self.memory_batch is None:
+            self.memory_batch = max(self.batch_sizes)
+        if self.memory_seq is None:
+            self.memory_seq = max(self.seq_lens)
         checks = (("seconds", "seconds_per_cell", (int, float), 0.0), ("min_repeats", "min_repeats", int, 1),
                   ("max_repeats", "max_repeats", int, 1), ("target", "target", (int, float), 0.0),
                   ("warmup", "warmup", int, 0), ("memory_repeats", "memory_repeats", int, 1),
@@ -354,7 +363,7 @@ def _prepare(method, reference, evalset, *, run, device, calibration, options, l
     cal_texts = data_mod.calibration_texts(calibration) if isinstance(calibration, int) else calibration
     try:
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), progress_events.phase("build", res.label):
             warnings.simplefilter("ignore")
             job.encoder = registry.build(method, reference, device=device, calibration=cal_texts, **res.options)
         res.timings["build_s"] = time.perf_counter() - t0
@@ -362,6 +371,7 @@ def _prepare(method, reference, evalset, *, run, device, calibration, options, l
         res.extra.update(getattr(job.encoder, "info", {}) or {})
         if evalset is not None:
             t0 = time.perf_counter()
+            progress_events.event("fidelity", res.label)
             emb = embed_evalset(job.encoder, evalset, reference.query_prompt, progress=progress)
             why = quality_not_applicable(reference, evalset)
             if why is None:
@@ -371,6 +381,7 @@ def _prepare(method, reference, evalset, *, run, device, calibration, options, l
             if reference_emb is not None:
                 res.fidelity = fidelity(emb, reference_emb)
             res.timings["eval_s"] = time.perf_counter() - t0
+            progress_events.event("fidelity", res.label, res.timings["eval_s"])
         if cfg.invariance:
             res.fidelity["batch_invariance"] = corpus.batch_invariance(job.encoder, data_mod.sentence_texts(
                 corpus.INVARIANCE_BATCH))
@@ -404,9 +415,14 @@ def _window_key(cfg: BenchConfig) -> tuple:
             cfg.baselines)
 
 
-def _time_together(jobs: list[_Job], reference, evalset, device: str, progress: bool) -> None:
+def _time_together(jobs: list[_Job], reference, evalset, device: str, progress: bool,
+                   window_kind: str = WINDOW_NOTEBOOK) -> None:
     """One interleaved window per grid cell for all ``jobs`` (same grid and budgets) and the union of their
-    baselines; a baseline that is also a measured method's default configuration is that same encoder."""
+    baselines; a baseline that is also a measured method's default configuration is that same encoder.
+
+    Each Result records the window it was timed in (``extra["window"]``: an id shared by its members, what
+    it served, its members, and the machine's load while it ran), so a table can tell figures of one window
+    from figures of several."""
     cfg = jobs[0].cfg
     shared = {j.res.method: j.encoder for j in jobs if not j.res.options and j.res.method in _BASELINE_NAMES}
     entries, keys = {}, {}
@@ -424,13 +440,20 @@ def _time_together(jobs: list[_Job], reference, evalset, device: str, progress: 
     if not entries:
         return
     t0 = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    meter = env.LoadMeter()
     try:
-        by_key = speed.speed_grid_many(entries, cfg.batch_sizes, cfg.seq_lens, budget=cfg.budget(),
-                                       texts=speed_texts(evalset), config=reference.model.config, progress=progress)
+        with progress_events.phase("window", f"{window_kind}: {len(entries)} configurations"):
+            by_key = speed.speed_grid_many(entries, cfg.batch_sizes, cfg.seq_lens, budget=cfg.budget(),
+                                           texts=speed_texts(evalset), config=reference.model.config,
+                                           progress=progress)
     except Exception as e:
         by_key = {k: e for k in entries}
     elapsed = time.perf_counter() - t0
+    load = meter.stop()
     together = sorted(entries) if len(entries) > 1 else None
+    window = {"id": hashlib.sha1(f"{started} {sorted(entries)}".encode()).hexdigest()[:10], "kind": window_kind,
+              "started": started, "seconds": round(elapsed, 1), "members": sorted(entries), "load": load}
     for j in jobs:
         k = keys.get(id(j))
         if k is None:
@@ -443,13 +466,14 @@ def _time_together(jobs: list[_Job], reference, evalset, device: str, progress: 
         j.res.ceiling = speed.gemm_ceiling(_compute_precision(j.encoder, spec), device)
         j.res.speed = speed.add_ceiling_share(rows, j.res.ceiling)
         j.res.timings["bench_s"] = elapsed
+        j.res.extra["window"] = window
         if together:
             j.res.extra["timed_together"] = together
 
 
 def run_methods(jobs: list[dict], reference, evalset=None, *, run: str = "default", device: str = "cpu",
                 reference_emb: dict | None = None, save: bool = True, progress: bool = True,
-                keep_encoders: bool = False) -> list:
+                keep_encoders: bool = False, window_kind: str = WINDOW_NOTEBOOK) -> list:
     """Several configurations measured as :func:`run_method` measures one, except that configurations with the
     same grid and budgets are timed together: one window per cell holds all of them and their baselines once
     (each shared baseline is timed once per round, not once per method), so their speed-ups over the
@@ -470,17 +494,21 @@ def run_methods(jobs: list[dict], reference, evalset=None, *, run: str = "defaul
         if j.res.status == "ok" and j.encoder is not None:
             groups.setdefault(_window_key(j.cfg), []).append(j)
     for group in groups.values():
-        _time_together(group, reference, evalset, device, progress)
-    for j in prepared:
-        if j.res.status != "ok" or not j.cfg.memory:
-            continue
-        if not keep_encoders:
+        _time_together(group, reference, evalset, device, progress, window_kind)
+    todo = [j for j in prepared if j.res.status == "ok" and j.cfg.memory]
+    if not keep_encoders:
+        for j in todo:
             _close(j)
-        try:
-            j.res.memory = measure_memory(j.res.method, reference.spec(), device, j.res.options, j.calibration,
-                                          j.cfg.memory_batch, j.cfg.memory_seq, repeats=j.cfg.memory_repeats)
-        except Exception as e:
-            _record_error(j.res, e)
+    with progress_events.phase("memory", f"{len(todo)} configurations") if todo else contextlib.nullcontext():
+        measured = measure_memory_many(
+            [dict(method=j.res.method, reference_spec=reference.spec(), device=device, options=j.res.options,
+                  calibration=j.calibration, batch_size=j.cfg.memory_batch, seq_len=j.cfg.memory_seq,
+                  repeats=j.cfg.memory_repeats) for j in todo], progress=progress)
+    for j, mem in zip(todo, measured):
+        if isinstance(mem, Exception):
+            _record_error(j.res, mem)
+        else:
+            j.res.memory = mem
     out = []
     for j in prepared:
         if save:
@@ -620,7 +648,8 @@ class Study:
         return self.measure_many([{"method": method, "options": options, "calibration": calibration,
                                    "label": label, "bench_config": config or self.config}], device, reuse)[0]
 
-    def measure_many(self, jobs: list[dict], device: str | None = None, reuse: bool = True) -> list[Result]:
+    def measure_many(self, jobs: list[dict], device: str | None = None, reuse: bool = True,
+                     window_kind: str = WINDOW_NOTEBOOK) -> list[Result]:
         """Results of several configurations ({"method", "options", "calibration", "label", "bench_config"}):
         those this run holds for exactly the same key are reused, the rest measured by :func:`run_methods`,
         so that the new ones with the same grid and budgets share one timing window with their baselines."""
@@ -639,7 +668,7 @@ class Study:
                 todo.append(i)
         if todo:
             new = run_methods([jobs[i] for i in todo], self.reference, self.evalset, run=self.run, device=device,
-                              reference_emb=self.reference_emb)
+                              reference_emb=self.reference_emb, window_kind=window_kind)
             for i, r in zip(todo, new):
                 out[i] = r
         return out

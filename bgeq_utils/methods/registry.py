@@ -140,10 +140,20 @@ def build(name: str, reference, device: str = "cpu", calibration: list[str] | No
         raise MethodUnavailable(reason)
     if "calibration" in spec.needs and not calibration:
         raise ValueError(f"method {name!r} needs calibration texts (pass calibration=data.calibration_texts(n))")
+    use_compile_cache()
     enc = spec.builder(reference, device=device, calibration=calibration, **options)
     enc.method = name
     enc.runtime = getattr(enc, "runtime", None) or spec.runtime
     return enc
+
+
+def use_compile_cache() -> None:
+    """Inductor's compiled kernels go to the project's cache (unless the user chose a folder), so that a
+    compiled method's build in a notebook, a memory process, a bench and an export compiles once."""
+    import os
+
+    from bgeq_utils.core import paths
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.cache_dir() / "inductor"))
 
 
 def table():

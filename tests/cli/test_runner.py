@@ -48,7 +48,7 @@ def test_unknown_notebook_prefix_is_an_error_with_exit_code_2(tmp_path, monkeypa
 
 @pytest.mark.parametrize("text, message", [
     ("run: x\nparameters: [a, b\n", r"bad.yaml line 3, column 1: not valid YAML"),
-    ("- a\n- b\n", r"bad.yaml: a profile is a mapping with keys run, parameters, per_notebook, notebooks, not a list"),
+    ("- a\n- b\n", r"bad.yaml: a profile is a mapping with keys run, parameters, per_notebook, notebooks, comparison, not a list"),
     ("run: x\nnotebooks: [99_missing]\n", r"notebooks \['99_missing'\] are not in notebooks/"),
     ("run: x\nparamters: {}\n", r"unknown keys \['paramters'\]"),
 ])
