@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[notebooks,test,openvino]"
+	$(PY) -m pip install -q -e ".[notebooks,test,openvino,ct2]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bgeq)" >/dev/null
 	@touch $(STAMP)
 

@@ -15,11 +15,11 @@ CAPABILITIES = ("calibration", "training")
 DEVICE_KINDS = ("cpu", "cuda")
 
 #: what executes a method's graph; each runtime's own FP32 is the fair baseline for what quantization adds
-RUNTIMES = ("torch", "inductor", "onnxruntime", "openvino")
+RUNTIMES = ("torch", "inductor", "onnxruntime", "openvino", "ct2")
 EAGER_BASELINE = "fp32"
 RUNTIME_BASELINE = {"torch": "fp32", "inductor": "fp32-inductor", "onnxruntime": "fp32-onnx",
-                    "openvino": "fp32-openvino"}
-LIBRARY_RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+                    "openvino": "fp32-openvino", "ct2": "fp32-ct2"}
+LIBRARY_RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino", "ctranslate2": "ct2"}
 #: modules each library's methods import (a fresh process imports them before its memory baseline)
 LIBRARY_IMPORTS = {
     "torch": ("torch", "transformers"),
@@ -29,6 +29,7 @@ LIBRARY_IMPORTS = {
     "bitsandbytes": ("torch", "transformers", "bitsandbytes", "accelerate"),
     "torchao": ("torch", "transformers", "torchao", "torchao.quantization"),
     "optimum-quanto": ("torch", "transformers", "optimum.quanto"),
+    "ctranslate2": ("torch", "transformers", "ctranslate2"),
 }
 
 

@@ -83,7 +83,8 @@ def verification_table(report) -> pd.DataFrame:
 def _front_matter(report) -> str:
     tags = ["sentence-transformers", "feature-extraction", "sentence-similarity", report.precision, report.format,
             "bgeq"]
-    return ("---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\n"
+    library = "ctranslate2" if report.format == "ct2" else "sentence-transformers"
+    return (f"---\nlibrary_name: {library}\npipeline_tag: sentence-similarity\n"
             f"base_model: {report.model_id}\ntags:\n" + "".join(f"- {t}\n" for t in dict.fromkeys(tags)) + "---\n")
 
 

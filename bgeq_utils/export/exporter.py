@@ -40,11 +40,13 @@ FORMAT_DESCRIPTIONS = {
     "bitsandbytes": "transformers' save_pretrained of the bitsandbytes-quantized model (quantization_config in "
                     "config.json), in a sentence-transformers folder",
     "torch": "PyTorch weights (safetensors) as measured, in a sentence-transformers folder",
+    "ct2": "CTranslate2's own model folder (converted and quantized by its converter), with the tokenizer and the "
+           "pooling config",
     "torch-recipe": "FP32 PyTorch weights in a sentence-transformers folder, plus load_quantized.py, which applies "
                     "the quantization recipe at load time",
 }
 VERSION_PACKAGES = ("torch", "transformers", "sentence-transformers", "onnxruntime", "onnx", "openvino", "nncf",
-                    "bitsandbytes", "torchao", "optimum-quanto")
+                    "bitsandbytes", "torchao", "optimum-quanto", "ctranslate2")
 
 
 class ExportExistsError(ExportError, FileExistsError):

@@ -14,6 +14,11 @@ read differently). What differs is where the model is:
 - **bitsandbytes**: transformers' own ``save_pretrained`` of the quantized model, its
   ``quantization_config`` inside ``config.json``; ``SentenceTransformer(folder)`` loads it.
 - **torch**: the weights as measured (FP32, or cast to FP16/BF16), ``model.safetensors``.
+- **ct2** (CTranslate2 methods): CTranslate2's own model folder (``model.bin``, its ``config.json``,
+  ``vocabulary.json``) at the top, as the ``ct2fast-*`` folders ship it, beside the tokenizer and the pooling
+  config; loaded by ``ctranslate2.Encoder`` with the compute type bgeq measured (``ct2_config.json``), the
+  tokenizer and the pooling written in the load code. ``config.json`` is CTranslate2's, so
+  ``SentenceTransformer(folder)`` alone does not load it.
 - **torch-recipe**: FP32 weights plus ``load_quantized.py`` and ``quantization_recipe.json``: the quantized
   model exists only once the recipe is applied at load time, with the library calls bgeq made.
 
@@ -45,6 +50,8 @@ OPENVINO_METHODS = ("fp32-openvino", "int8-static-openvino")
 BNB_METHODS = ("int8-bnb", "nf4-bnb", "fp4-bnb")
 CAST_METHODS = {"fp32": None, "fp32-st": None, "fp16": "float16", "bf16": "bfloat16"}
 RECIPE_METHODS = ("int8-dynamic-torch", "int4-torchao")
+CT2_METHODS = ("fp32-ct2", "int8-ct2", "fp16-ct2", "bf16-ct2")
+CT2_CONFIG = "ct2_config.json"
 OPENVINO_FILES = {"fp32-openvino": "openvino_model.xml", "int8-static-openvino": "openvino_model_qint8_quantized.xml"}
 OV_PRECISION = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
 
@@ -113,7 +120,8 @@ def check_exportable(method: str, options: dict) -> None:
                           "as a graph compiled by torch.compile (Inductor), whose kernels are not a format any "
                           "library loads. Export it with compile=False (the same torchao INT8 weights, run eagerly) "
                           "and torch.compile the loaded model yourself, or export 'int8-dynamic-onnx'.")
-    known = set(ONNX_METHODS) | set(OPENVINO_METHODS) | set(BNB_METHODS) | set(CAST_METHODS) | set(RECIPE_METHODS)
+    known = (set(ONNX_METHODS) | set(OPENVINO_METHODS) | set(BNB_METHODS) | set(CAST_METHODS) | set(RECIPE_METHODS)
+             | set(CT2_METHODS))
     if method not in known:
         raise ExportError(f"{method}: no export format is defined for this method yet. Exportable methods: "
                           f"{', '.join(sorted(known))}.")
@@ -210,6 +218,28 @@ def openvino_loader(file_name: str, pooling: str, ov_config: dict) -> Loader:
             "    hidden = compiled(feeds)[compiled.output(0)]\n" + _pooling_lines(pooling) +
             "    return emb / np.linalg.norm(emb, axis=1, keepdims=True)\n\n\n")
     return Loader("openvino", code, "openvino + transformers (tokenizer)", packages=("openvino", "transformers"))
+
+
+def ct2_loader(compute_type: str, pooling: str, device: str) -> Loader:
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    # Hidden states come back in the compute type's float (float16/bfloat16 on a GPU) and where they were made.
+    fetch = ("out.last_hidden_state.to(ctranslate2.DataType.float32).to_device(ctranslate2.Device.cpu)"
+             if kind == "cuda" or compute_type in ("float16", "bfloat16") else "out.last_hidden_state")
+    code = ("import json\nfrom pathlib import Path\n\nimport ctranslate2\nimport numpy as np\n"
+            "from transformers import AutoTokenizer\n\n"
+            "folder = Path(\"{folder}\")\n" + _TOKENIZE +
+            f"encoder = ctranslate2.Encoder(str(folder), device=\"{kind}\", compute_type=\"{compute_type}\")\n\n\n"
+            "def encode(texts):\n"
+            "    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,\n"
+            "                      return_tensors=\"np\")\n"
+            "    ids = ctranslate2.StorageView.from_array(batch[\"input_ids\"].astype(np.int32))\n"
+            "    lengths = ctranslate2.StorageView.from_array(batch[\"attention_mask\"].sum(1).astype(np.int32))\n"
+            "    types = batch[\"token_type_ids\"].tolist() if \"token_type_ids\" in batch else None\n"
+            "    out = encoder.forward_batch(ids, lengths, token_type_ids=types)\n"
+            f"    hidden = np.asarray({fetch})\n" + _pooling_lines(pooling) +
+            "    return emb / np.linalg.norm(emb, axis=1, keepdims=True)\n\n\n")
+    return Loader("ctranslate2", code, "ctranslate2 + transformers (tokenizer)",
+                  packages=("ctranslate2", "transformers"))
 
 
 def script_loader(device: str, packages: tuple = ()) -> Loader:
@@ -314,6 +344,20 @@ def write_cast(method, encoder, reference, folder: Path, options: dict, device: 
     return Written("torch", [st_loader(device, model_kwargs=kwargs)], ["config.json", "model.safetensors"])
 
 
+def write_ct2(method, encoder, reference, folder: Path, options: dict, device: str) -> Written:
+    files = [p.name for p in Path(encoder.save(folder)).iterdir() if p.name in ("model.bin", "config.json",
+                                                                                 "vocabulary.json")]
+    compute_type = str(encoder.compute_type)
+    (folder / CT2_CONFIG).write_text(json.dumps({"compute_type": compute_type, "device": device,
+                                                 "pooling": reference.pooling, "normalize": True}, indent=2))
+    notes = [f"CTranslate2 computes in the type it is asked for: the type bgeq measured ({compute_type}) is in "
+             f"the load code and in {CT2_CONFIG}. config.json is CTranslate2's, so SentenceTransformer(folder) "
+             "alone does not load this folder; the load code applies the pooling of 1_Pooling/config.json and "
+             "the L2 normalization of 2_Normalize."]
+    return Written("ct2", [ct2_loader(compute_type, reference.pooling, device)], sorted(files) + [CT2_CONFIG],
+                   notes)
+
+
 def recipe_of(method: str, encoder, options: dict) -> dict:
     """The load-time recipe that rebuilds the measured model from the FP32 weights (read from the encoder)."""
     info = getattr(encoder, "info", {}) or {}
@@ -353,6 +397,8 @@ def writer(method: str):
         return write_cast
     if method in RECIPE_METHODS:
         return write_recipe
+    if method in CT2_METHODS:
+        return write_ct2
     raise ExportError(f"{method}: no export format is defined for this method")
 
 
@@ -368,7 +414,9 @@ FORMAT_OF = {**{m: ("onnx", "SentenceTransformer(folder, backend='onnx'), or onn
              **{m: ("bitsandbytes", "SentenceTransformer(folder) (transformers + bitsandbytes)") for m in BNB_METHODS},
              **{m: ("torch", "SentenceTransformer(folder)") for m in CAST_METHODS},
              **{m: ("torch-recipe", f"{LOADER_SCRIPT} in the folder: SentenceTransformer + the recipe")
-                for m in RECIPE_METHODS}}
+                for m in RECIPE_METHODS},
+             **{m: ("ct2", "ctranslate2.Encoder + the tokenizer + the pooling (load code in the card)")
+                for m in CT2_METHODS}}
 
 
 def table():

@@ -20,7 +20,8 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ("sentence-transformers", "transformers", "torch", "onnxruntime", "openvino", "optimum",
-            "optimum-onnx", "optimum-intel", "bitsandbytes", "torchao", "optimum-quanto", "tokenizers", "numpy")
+            "optimum-onnx", "optimum-intel", "bitsandbytes", "torchao", "optimum-quanto", "ctranslate2", "tokenizers",
+            "numpy")
 #: what sentence-transformers says when its onnx/openvino backend's packages are missing
 UNAVAILABLE_MARKERS = ("requires installing Optimum", "No module named 'optimum")
 

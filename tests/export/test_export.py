@@ -112,6 +112,24 @@ def test_int8_dynamic_torch_ships_fp32_weights_and_a_recipe_script(reference, te
     assert "load_quantized.py" in text and "FP32" in text and r.loaders[0].render(folder.name).strip() in text
 
 
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ctranslate2") is None,
+                    reason="ctranslate2 is not installed (pip install -e '.[ct2]')")
+def test_int8_ct2_ships_ctranslate2s_own_folder_and_reloads_without_bgeq(reference, texts, tmp_path):
+    r = export("int8-ct2", out_dir=tmp_path / "int8-ct2", texts=texts, reference=reference)
+    assert r.passed and r.format == "ct2"
+    folder = r.out_dir
+    for name in ("model.bin", "vocabulary.json", "config.json", "tokenizer.json", "modules.json",
+                 "1_Pooling/config.json", "sentence_bert_config.json", "ct2_config.json"):
+        assert (folder / name).is_file(), name
+    assert json.loads((folder / "ct2_config.json").read_text())["compute_type"] == "int8_float32"
+    assert "ctranslate2.Encoder(" in r.load_code and 'compute_type="int8_float32"' in r.load_code
+    assert "mean pooling" in r.load_code and "import bgeq" not in r.load_code
+    c = _assert_verified(r, "ctranslate2")
+    assert 0.98 < c.vs_fp32["cos_mean"] < 1.0
+    text = (folder / "README.md").read_text()
+    assert "library_name: ctranslate2" in text and r.loaders[0].render(folder.name).strip() in text
+
+
 def test_fp16_ships_cast_weights_and_overwrite_replaces_only_after_the_check(reference, texts, tmp_path):
     out = tmp_path / "fp16"
     out.mkdir()
