@@ -107,7 +107,7 @@ def corpus_throughput(encoders: dict, texts: list[str], batch_size: int = 32, ma
             row["sentences_per_s_low"], row["sentences_per_s_high"] = b.texts / t.high, b.texts / t.low
         row["vs_baseline"] = {"baseline": baseline, **(
             stats.Estimate.exact(1.0, "the baseline itself") if n == baseline
-            else stats.paired_ratio(times[baseline], times[n])).to_dict()}
+            else stats.window_ratio(times[baseline], times[n])).to_dict()}
         rows.append(row)
     return rows
 

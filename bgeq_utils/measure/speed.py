@@ -209,7 +209,7 @@ def speed_grid_many(entries: dict, batch_sizes=(1, 32), seq_lens=(128,), budget:
                    "sentences_per_s": b / float(np.median(times[me])),
                    "latency_ms_p50": float(np.percentile(times[me], 50) * 1e3),
                    "latency_ms_p95": float(np.percentile(times[me], 95) * 1e3),
-                   "window": sorted(calls)}
+                   "window": sorted(calls), "rounds_s": [round(x, 6) for x in times[me]]}
             for role, (name, benc) in base.items():
                 if benc is None:
                     row[f"vs_{role}"] = {"baseline": name, "missing": "baseline could not be built here"}
@@ -220,9 +220,10 @@ def speed_grid_many(entries: dict, batch_sizes=(1, 32), seq_lens=(128,), budget:
                     row[f"vs_{role}"] = {"baseline": name, "missing": f"baseline failed: {failed[names[id(benc)]]}"}
                 else:
                     bn = names[id(benc)]
-                    e = stats.paired_ratio(times[bn], times[me])
+                    e = stats.window_ratio(times[bn], times[me])
                     row[f"vs_{role}"] = {"baseline": name, **e.to_dict()}
                     row.setdefault("baseline_tokens_per_s", {})[name] = b * L_eff / float(np.median(times[bn]))
+                    row.setdefault("baseline_rounds_s", {})[name] = [round(x, 6) for x in times[bn]]
             if config is not None:
                 row["gflops"] = row["tokens_per_s"] * flops_per_token(config, L_eff) / 1e9
             out[k].append(row)
@@ -262,6 +263,12 @@ def _torch_gemm(dtype_name: str, device: str, n: int) -> float | None:
             a = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=dev)
             b = torch.randint(-128, 127, (n, n), dtype=torch.int8, device=dev)
             fn = lambda: torch._int_mm(a, b)  # noqa: E731
+        elif dtype_name == "fp8":
+            # float8 e4m3 x e4m3 -> bf16 through torch._scaled_mm (what torchao's FP8 Linear runs), unit scales
+            a = torch.randn(n, n, device=dev).to(torch.float8_e4m3fn)
+            b = torch.randn(n, n, device=dev).to(torch.float8_e4m3fn).t()  # the second operand column-major
+            one = torch.ones((), device=dev)
+            fn = lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)  # noqa: E731
         else:
             dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
             a = torch.randn(n, n, device=dev).to(dt)
@@ -369,7 +376,7 @@ def window(encoders: dict, batch_size: int = 32, seq_len: int = 128, budget: Bud
                **_throughput(times[lab], batch_size, L, times.stopped)}
         for role, base in (("first", labels[0]), ("best_fp32", best_fp32)):
             if base is not None:
-                e = stats.Estimate.exact(1.0, "itself") if base == lab else stats.paired_ratio(times[base], times[lab])
+                e = stats.Estimate.exact(1.0, "itself") if base == lab else stats.window_ratio(times[base], times[lab])
                 row[f"vs_{role}"] = {"baseline": base, **e.to_dict()}
         if config is not None:
             row["gflops"] = row["tokens_per_s"] * flops_per_token(config, L) / 1e9
