@@ -780,7 +780,7 @@ def side_by_side(study: Study, configurations: list, device: str | None = None,
                     times = speed.interleaved(calls, budget)
                     for k in encoders:
                         t = uncertainty.median(times[k])
-                        ratio = uncertainty.paired_ratio(times[first], times[k])
+                        ratio = uncertainty.window_ratio(times[first], times[k])
                         rows.append({"batch": b, "seq": L_eff, "configuration": k,
                                      "tok/s": uncertainty.Estimate(b * L_eff / t.value,
                                                                    b * L_eff / t.high if t.has_interval else None,
