@@ -231,7 +231,19 @@ def _build(method: str, reference, device: str, compute_type, threads) -> Ct2Enc
     folder = converted(reference, chosen)
     settings = {"compute_type": chosen, "quantization": chosen, "api": "ctranslate2.Encoder",
                 "converter": "ctranslate2.converters.TransformersConverter"}
-    return Ct2Encoder(reference, folder, device, chosen, threads, settings)
+    enc = Ct2Encoder(reference, folder, device, chosen, threads, settings)
+    if vocab.device_kind(device) == "cuda":
+        # CUDA libraries are loaded at the first forward, not when the model is: a build that sees the GPU can
+        # still lack them (PyPI's 4.x wheels need CUDA 12's cuBLAS; a CUDA 13 machine has libcublas.so.13).
+        try:
+            enc.embed_features(enc.tokenize(["a"]))
+        except RuntimeError as e:
+            enc.close()
+            if "cannot be loaded" in str(e) or "not found" in str(e):
+                raise MethodUnavailable(f"CTranslate2 {enc.info['ctranslate2']} cannot run on this GPU: {e} "
+                                        "(install a CTranslate2 build for this machine's CUDA)") from e
+            raise
+    return enc
 
 
 @register("fp32-ct2", precision="fp32", library="ctranslate2", runtime="ct2", packages=("ctranslate2",),
