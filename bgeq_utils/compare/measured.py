@@ -328,6 +328,11 @@ def _row(r: Result, base: Result | None, key: tuple, b: int, L: int) -> dict:
     bmem = _memory(base, "peak") if base is not None else None
     _put(row, "memory_ratio", ratio_of(mem, bmem) if mem is not None and bmem is not None else None)
     s = r.speed_at(b, L) or {}
+    w = (r.extra or {}).get("window") or {}
+    if s and w:
+        load = w.get("load") or {}
+        row.update(window_id=w.get("id"), window_kind=w.get("kind"), window_busy=bool(load.get("busy")),
+                   window_other_cpu=load.get("other_cpu_share"))
     t = Estimate(s["tokens_per_s"], s.get("tokens_per_s_low"), s.get("tokens_per_s_high")) if s else None
     _put(row, "tokens_per_s", t)
     row["repeats"] = s.get("repeats")
@@ -377,6 +382,37 @@ def _add_proxy_quality(df: pd.DataFrame) -> None:
         for c in ("quality_loss_pct", "quality_loss_pct_lo", "quality_loss_pct_hi"):
             df.at[i, "proxy_" + c] = src[c]
         df.at[i, "proxy_source"] = f"{src['model']} on {src['dataset']} (run '{src['run']}')"
+
+
+def window_label(row) -> str | None:
+    """Which window a row's speed comes from: '<kind> <id>', and the other processes' share when it was busy."""
+    wid = row.get("window_id")
+    if wid is None or (isinstance(wid, float) and np.isnan(wid)):
+        return None
+    busy = row.get("window_busy") is True or row.get("window_busy") == 1.0
+    return f"{row.get('window_kind')} {wid}" + (f" (busy: {100 * float(row['window_other_cpu']):.0f}% of the CPU "
+                                                 "taken by other processes)" if busy else "")
+
+
+def window_note(rows: pd.DataFrame) -> str | None:
+    """What a reader must know about the windows behind a set of rows (one group's defaults, say): several
+    windows (their speed-ups were not timed side by side), or a window taken on a busy machine. None when all
+    come from one quiet window."""
+    if rows.empty or "window_id" not in rows:
+        return None
+    timed = rows[rows["window_id"].notna()]
+    ids = list(dict.fromkeys(timed["window_id"]))
+    notes = []
+    if len(ids) > 1:
+        kinds = dict(zip(timed["window_id"], timed["window_kind"]))
+        notes.append(f"speed from {len(ids)} windows ({', '.join(f'{kinds[i]} {i}' for i in ids)}): speed-ups "
+                     "of methods in different windows were not timed side by side, compare them with care")
+    busy = timed[timed["window_busy"] == True]  # noqa: E712  (NaN for rows without a window record)
+    if not busy.empty:
+        worst = float(busy["window_other_cpu"].max())
+        notes.append(f"timed on a busy machine (other processes took up to {100 * worst:.0f}% of the CPU): "
+                     "a speed-up measured under load is another quantity, not a noisier one")
+    return "; ".join(notes) or None
 
 
 def default_rows(m: Measured, ok_only: bool = False) -> pd.DataFrame:

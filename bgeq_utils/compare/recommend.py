@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bgeq_utils.compare.measured import Measured, default_rows, estimate
+from bgeq_utils.compare.measured import Measured, default_rows, estimate, window_label, window_note
 from bgeq_utils.core import vocab
 from bgeq_utils.measure.corpus import INVARIANCE_FLAG
 
@@ -248,6 +248,10 @@ def recommend(m: Measured, device: str = "cpu", memory_budget_mb: float | None =
         caveats.append(f"{best['label']} and {ranked[1]['label']} are not separated on {objective} at 95% "
                        f"({RANK_COLUMN[objective][0]}: {_fmt_e(best, RANK_COLUMN[objective][0])} vs "
                        f"{_fmt_e(ranked[1], RANK_COLUMN[objective][0])})")
+    decided = not caveats                    # how the windows were taken is said, not a reason to undecide
+    windows = window_note(cands[cands["status"] == "ok"])
+    if windows:
+        caveats.append(windows)
     evidence = _evidence(best, m)
     n = len(ranked)
     basis = "measured quality" if estimate(best, "quality_loss_pct") is not None else \
@@ -258,7 +262,7 @@ def recommend(m: Measured, device: str = "cpu", memory_budget_mb: float | None =
     return Recommendation(device, group, constraints, best["label"], best["precision"], evidence,
                           [{"method": r["label"], "precision": r["precision"], "note": _note(r)} for r in ranked[1:4]],
                           rejected, _what_would_change(best, cands, ranked, *args), expl,
-                          decided=not caveats, caveats=caveats, unsure=winner_unsure, table=table)
+                          decided=decided, caveats=caveats, unsure=winner_unsure, table=table)
 
 
 def _rank(cands, max_loss, min_cos, budget, min_speedup, objective):
@@ -312,6 +316,8 @@ def _evidence(best, m: Measured) -> dict:
         ev["same text alone vs in a batch (lowest cosine)"] = f"{b:.6f}" + (
             ": its embedding depends on the batch it is in" if b < INVARIANCE_FLAG else "")
     ev["measured in"] = best["group"]
+    if window_label(best):
+        ev["timing window"] = window_label(best)
     return ev
 
 

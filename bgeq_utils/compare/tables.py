@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bgeq_utils.compare.measured import HEADLINE_KEYS, QUALITY_KEYS, Measured, default_rows, estimate
+from bgeq_utils.compare.measured import (
+    HEADLINE_KEYS,
+    QUALITY_KEYS,
+    Measured,
+    default_rows,
+    estimate,
+    window_label,
+    window_note,
+)
 from bgeq_utils.measure import corpus
 
 TARGET_MODEL = "bge-large"
@@ -59,9 +67,12 @@ def speed(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFrame
             "x same-runtime fp32": fmt(r, "speed_vs_runtime"), "runtime baseline": r.get("runtime_baseline"),
             "repeats": _num(r, "repeats", 0), "% GEMM ceiling": None if pd.isna(r.get("share_of_ceiling", None))
             else round(100 * float(r["share_of_ceiling"]), 1),
-            "b1 latency ms": _num(r, "latency_ms_p50_b1", 2), "reason": r["reason"] or None})
+            "b1 latency ms": _num(r, "latency_ms_p50_b1", 2), "window": window_label(r),
+            "reason": r["reason"] or None})
+    note = window_note(_rows(m, defaults_only, labels))
     df = _finish(rows, m, f"batch {m.batch_size} x {m.seq_len} tokens; speed-ups are medians of per-round "
-                          "ratios timed in one window with their baselines, 95% intervals in brackets")
+                          "ratios timed in one window with their baselines, 95% intervals in brackets"
+                          + (f"; {note}" if note else ""))
     asked = f"{m.batch_size}x{m.seq_len}"
     cells = _rows(m, defaults_only, labels).get("speed_cell")
     if cells is not None and len(df) == len(cells) and (cells.dropna() != asked).any():
@@ -154,9 +165,11 @@ def guide_table(m: Measured) -> pd.DataFrame:
                      "speed x same-runtime fp32": fmt(r, "speed_vs_runtime"),
                      "quality loss %": q, "quality from": src, "cos to fp32": fmt(r, "cos_mean", 4),
                      "reason": r["reason"] or None})
+    windows = [f"{g}: {n}" for g, rows_g in d.groupby("group", sort=False) if (n := window_note(rows_g))]
     return _finish(rows, m, "one row per method (its registry default configuration); quality loss = worst of "
                             + ", ".join(HEADLINE_KEYS) + " in % of FP32, from the group itself or, labelled, from "
-                            "the same configuration on a pretrained proxy model (never ranked with this model)")
+                            "the same configuration on a pretrained proxy model (never ranked with this model)"
+                            + "".join(f"; {w}" for w in windows))
 
 
 def variants(m: Measured, method: str) -> pd.DataFrame:

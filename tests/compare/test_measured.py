@@ -108,3 +108,29 @@ def test_batch_invariance_is_shown_beside_fidelity_and_a_drifting_method_is_flag
     rec = recommend.recommend(m, max_quality_loss_pct=1.0)
     assert rec.choice == "int8-dynamic-onnx"
     assert "depends on the batch" in rec.evidence["same text alone vs in a batch (lowest cosine)"]
+
+
+def _window(wid: str, busy: float = 0.0, kind: str = "comparison") -> dict:
+    return {"window": {"id": wid, "kind": kind, "load": {"other_cpu_share": busy, "busy": busy > 0.15}}}
+
+
+def test_one_quiet_window_needs_no_note_and_each_row_names_its_window():
+    from bgeq_utils.compare import measured
+    rs = [fp32(extra=_window("w1")), result("int8-dynamic-onnx", speed=3.0, extra=_window("w1"))]
+    m = measured.measure(rs, 32, 128)
+    assert measured.window_note(measured.default_rows(m)) is None
+    assert [measured.window_label(r) for _, r in m.table.iterrows()] == ["comparison w1", "comparison w1"]
+
+
+def test_speed_from_several_windows_or_a_busy_one_is_said_in_tables_and_recommendation():
+    from bgeq_utils.compare import measured, recommend, tables
+    rs = [fp32(extra=_window("w1")),
+          result("int8-dynamic-onnx", speed=3.0, loss_pct=0.1, cos=0.999, extra=_window("w1")),
+          result("int8-static-onnx", speed=2.0, loss_pct=0.1, cos=0.999, extra=_window("w2", 0.4))]
+    m = measured.measure(rs, 32, 128)
+    note = measured.window_note(measured.default_rows(m))
+    assert "from 2 windows (comparison w1, comparison w2)" in note and "busy machine" in note and "40%" in note
+    assert "busy: 40%" in measured.window_label(m.table[m.table["method"] == "int8-static-onnx"].iloc[0])
+    assert "2 windows" in tables.speed(m).attrs["note"]
+    rec = recommend.recommend(m, "cpu")
+    assert any("2 windows" in c for c in rec.caveats) and rec.decided
