@@ -48,7 +48,8 @@ def test_unknown_notebook_prefix_is_an_error_with_exit_code_2(tmp_path, monkeypa
 
 @pytest.mark.parametrize("text, message", [
     ("run: x\nparameters: [a, b\n", r"bad.yaml line 3, column 1: not valid YAML"),
-    ("- a\n- b\n", r"bad.yaml: a profile is a mapping with keys run, parameters, per_notebook, notebooks, comparison, not a list"),
+    ("- a\n- b\n", r"bad.yaml: a profile is a mapping with keys run, parameters, per_notebook, notebooks, "
+                   r"comparison, not a list"),
     ("run: x\nnotebooks: [99_missing]\n", r"notebooks \['99_missing'\] are not in notebooks/"),
     ("run: x\nparamters: {}\n", r"unknown keys \['paramters'\]"),
 ])
@@ -100,3 +101,40 @@ def test_shipped_profiles_pass_only_parameters_their_notebooks_declare(profile):
         assert set(values) <= declared, f"{profile}: {name} does not declare {sorted(set(values) - declared)}"
     everywhere = set.union(*(runner._declared_parameters(paths.NOTEBOOKS / f"{n}.ipynb") for n in prof["notebooks"]))
     assert set(prof["parameters"]) <= everywhere
+
+
+def test_a_step_whose_inputs_are_unchanged_is_not_run_again(tmp_path, monkeypatch, capsys):
+    _tiny_project(tmp_path, monkeypatch, "run: again\nparameters:\n  message: one\n")
+    assert runner.run_profile("smoke") == 0
+    first = (tmp_path / "out" / "again" / "notebooks" / "01_tiny.ipynb").stat().st_mtime_ns
+    capsys.readouterr()
+    assert runner.run_profile("smoke") == 0
+    assert "01_tiny (again): up to date" in capsys.readouterr().out
+    assert (tmp_path / "out" / "again" / "notebooks" / "01_tiny.ipynb").stat().st_mtime_ns == first
+    assert runner.run_profile("smoke", overrides={"message": "two"}) == 0      # a parameter changed: it runs
+    assert "up to date" not in capsys.readouterr().out
+    assert runner.run_profile("smoke", overrides={"message": "two"}, force=True) == 0
+    out = capsys.readouterr().out
+    assert "up to date" not in out and "last time" in out
+
+
+def test_phases_a_notebook_reports_are_printed_with_last_times_cost(tmp_path, monkeypatch, capsys):
+    _tiny_project(tmp_path, monkeypatch, "run: phases\n")
+    nb = nbformat.read(str(paths.NOTEBOOKS / "01_tiny.ipynb"), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "from bgeq_utils.core import progress\nwith progress.phase('build', 'int8-x'):\n    pass"))
+    nbformat.write(nb, str(paths.NOTEBOOKS / "01_tiny.ipynb"))
+    assert runner.run_profile("smoke") == 0
+    out = capsys.readouterr().out
+    assert "build: int8-x ..." in out and "build: int8-x: 0 s" in out
+    assert runner.run_profile("smoke", force=True) == 0
+    assert "build: int8-x ... (last time 0 s)" in capsys.readouterr().out
+
+
+def test_a_profile_comparison_list_runs_a_window_step_first_and_its_typos_name_the_line(tmp_path, monkeypatch):
+    _tiny_project(tmp_path, monkeypatch, "run: w\ncomparison: [fp32, int8-dynamic-onnx]\n")
+    assert [n for _, n in runner.plan(["smoke"])] == [runner.WINDOW_STEP, "01_tiny"]
+    assert [n for _, n in runner.plan(["smoke"], ["01"])] == ["01_tiny"]       # only named notebooks: no window
+    (paths.PARAMS / "bad.yaml").write_text("run: w\n\ncomparison: [fp32, int8-dynamic-onx]\n")
+    with pytest.raises(runner.ProfileError, match=r"bad.yaml line 3: comparison: .*Did you mean 'int8-dynamic-onnx'"):
+        runner.load_profile("bad")
