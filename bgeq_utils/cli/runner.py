@@ -265,8 +265,8 @@ def run_profile(profile: str | list[str], only: list[str] | None = None, overrid
         params = {**prof["parameters"], **prof["per_notebook"].get(name, {}), **overrides, "run": run}
         if name != WINDOW_STEP:
             params = {k: v for k, v in params.items() if k in _declared_parameters(paths.NOTEBOOKS / f"{name}.ipynb")}
-        fp = fingerprint(name if name != WINDOW_STEP else f"{name} {prof['comparison']}", params, source,
-                         runs if name in REPORT_NOTEBOOKS else None)
+        fp = fingerprint(name, {**params, "comparison": prof["comparison"]} if name == WINDOW_STEP else params,
+                         source, runs if name in REPORT_NOTEBOOKS else None)
         entry = book[run].get(name, {})
         dst = out_dir / (f"{name}.ipynb" if name != WINDOW_STEP else f"{name}.log")
         left = [book[r].get(n, {}).get("seconds") for r, (_, n) in zip(run_of[i:], steps[i:])]

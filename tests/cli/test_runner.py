@@ -135,6 +135,8 @@ def test_a_profile_comparison_list_runs_a_window_step_first_and_its_typos_name_t
     _tiny_project(tmp_path, monkeypatch, "run: w\ncomparison: [fp32, int8-dynamic-onnx]\n")
     assert [n for _, n in runner.plan(["smoke"])] == [runner.WINDOW_STEP, "01_tiny"]
     assert [n for _, n in runner.plan(["smoke"], ["01"])] == ["01_tiny"]       # only named notebooks: no window
+    fp = runner.fingerprint(runner.WINDOW_STEP, {"comparison": ["fp32"]}, "src")
+    assert fp != runner.fingerprint(runner.WINDOW_STEP, {"comparison": ["fp32", "fp16"]}, "src")
     (paths.PARAMS / "bad.yaml").write_text("run: w\n\ncomparison: [fp32, int8-dynamic-onx]\n")
     with pytest.raises(runner.ProfileError, match=r"bad.yaml line 3: comparison: .*Did you mean 'int8-dynamic-onnx'"):
         runner.load_profile("bad")
