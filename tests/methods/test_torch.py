@@ -45,7 +45,7 @@ def test_half_precision_cpu(reference, texts, fp32_emb, fp32_disk, name, cos_mea
 
 
 def test_half_precision_rejects_options(reference):
-    with pytest.raises(methods.UnknownOptionError, match="fp16: unknown option.*threshold.*its options are none"):
+    with pytest.raises(methods.UnknownOptionError, match="fp16: unknown option.*threshold.*attn \\(default 'sdpa'\\)"):
         methods.build("fp16", reference, threshold=1)
 
 
