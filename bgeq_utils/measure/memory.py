@@ -60,9 +60,14 @@ def measure_memory(method: str, reference_spec: dict, device: str = "cpu", optio
     peak = [r["peak_cuda_bytes"] if cuda else r["peak_over_baseline_bytes"] for r in runs]
     resident = [r["cuda_model_bytes"] if cuda else r["resident_over_baseline_bytes"] for r in runs]
     what = "peak CUDA memory allocated" if cuda else "peak RSS over the baseline process"
+    beside = {}
+    if cuda:  # device memory used (NVML) where every process read it; torch's peak allocated beside it
+        from bgeq_utils.measure.gpu_memory import cuda_figures
+        peak, resident, what, beside = cuda_figures(runs, peak, resident, what)
     return {"peak": stats.spread(peak).to_dict() | {"what": f"{what}, batch {batch_size} x {seq_len} tokens"},
             "resident": stats.spread(resident).to_dict() | {"what": "resident after loading, over the baseline"},
-            "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports), "processes": runs}
+            "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports), "processes": runs,
+            **beside}
 
 
 def measure_memory_many(jobs: list[dict], workers: int = MEMORY_WORKERS, progress: bool = True) -> list:

@@ -65,6 +65,10 @@ def main(argv):
     baseline = _status_kb("VmRSS")
     imported = [m for m in args.get("imports", []) if m in sys.modules]
     device = args["device"]
+    gpu = None
+    if vocab.device_kind(device) == "cuda":  # the baseline has initialised CUDA: NVML's baseline reading
+        from bgeq_utils.measure.gpu_memory import WorkerReadings
+        gpu = WorkerReadings.start(device)
     cal = None
     if args.get("calibration_file"):
         cal = json.load(open(args["calibration_file"]))
@@ -82,6 +86,7 @@ def main(argv):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         cuda_model = torch.cuda.memory_allocated()
+        gpu.after_build()
     reset = _reset_peak()
     feats = enc.tokenize(data.benchmark_texts(args["batch_size"]) * 1, max_length=args["seq_len"], pad_to_max=True)
     enc.embed_features(feats)   # one pass: builders compile and warm up inside build, which the peak excludes
@@ -100,6 +105,7 @@ def main(argv):
     if cuda:
         out["cuda_model_bytes"] = cuda_model
         out["peak_cuda_bytes"] = torch.cuda.max_memory_allocated()
+        out.update(gpu.result())
     print(json.dumps(out))
 
 
