@@ -9,6 +9,8 @@ PROFILES ?= default bge-large-random
 FULL_PROFILES ?= full bge-large-random-full
 # torch is pinned to the CPU build that installs offline here; on a GPU machine use TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
+# installed on a CUDA machine only (see setup); keep in step with the gpu extra in pyproject.toml
+ORT_GPU_SPEC ?= onnxruntime-gpu>=1.20
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -22,6 +24,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[notebooks,test,openvino,ct2]"
+	@# a CUDA machine also gets the gpu extra; onnxruntime-gpu is reinstalled last because it ships the same
+	@# onnxruntime package as the CPU build, and the files installed last are the ones imported
+	@if nvidia-smi -L >/dev/null 2>&1; then \
+		echo "CUDA GPU visible: installing the gpu extra (onnxruntime-gpu, nvidia-ml-py)"; \
+		$(PY) -m pip install -q -e ".[gpu]" && \
+		$(PY) -m pip install -q --force-reinstall --no-deps "$(ORT_GPU_SPEC)"; \
+	fi
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bgeq)" >/dev/null
 	@touch $(STAMP)
 
