@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 from bgeq_utils.core import vocab
 from bgeq_utils.methods.fp import (
     COMPILE_NOTE,
@@ -32,6 +34,9 @@ from bgeq_utils.methods.torch_int8 import QuantizedTorchEncoder
 #: float8 matrix products (torch._scaled_mm) need this compute capability or newer
 FP8_MIN_CAPABILITY = (8, 9)
 FP8_GRANULARITY = ("row", "tensor")
+#: torch._int_mm on CUDA needs more than 16 rows (tokens): a shorter batch is padded to 17 with masked positions
+#: (kept out of attention and pooling by the mask, as in any padded batch)
+INT_MM_MIN_ROWS = 17
 
 
 def fp8_unavailable_reason(capability: tuple[int, int], name: str = "") -> str | None:
@@ -57,7 +62,7 @@ def _cuda_only(name: str, device: str) -> None:
         raise MethodUnavailable(f"{name} runs on CUDA only (tensor-core INT8/FP8 kernels)")
 
 
-def _quantized_encoder(reference, device: str, config, compile: bool, precision: str):
+def _quantized_encoder(reference, device: str, config, compile: bool, precision: str, min_tokens: int = 0):
     """A BF16 copy quantized by ``config``, its attention read, then its layers compiled and warmed up at build."""
     import torch
 
@@ -71,7 +76,9 @@ def _quantized_encoder(reference, device: str, config, compile: bool, precision:
                 if isinstance(m, torch.nn.Linear) and type(m.weight).__name__ != "Parameter")
     enc = TorchaoGpuEncoder(reference, model, device=device, attention=sdpa_fast_kernels(device))
     enc.compute_precision = precision
+    enc.min_tokens = min_tokens
     info = {"quantized_linear_layers": n_lin, "compiled": bool(compile), "base_dtype": "bfloat16",
+            "min_tokens": min_tokens,
             "attention": attention_kernels(enc),
             "sdpa_backends": "flash, memory-efficient" if enc.attention is not None else "torch's default choice"}
     enc.runtime = "torch"
@@ -99,7 +106,7 @@ def int8_torchao_cuda(reference, device="cuda", calibration=None, compile: bool 
         # every later compilation and compile other methods under other settings
         inductor_config.force_fuse_int_mm_with_mul = True
     config = q.Int8DynamicActivationInt8WeightConfig(set_inductor_config=False)
-    enc, info = _quantized_encoder(reference, device, config, compile, "int8")
+    enc, info = _quantized_encoder(reference, device, config, compile, "int8", min_tokens=INT_MM_MIN_ROWS)
     enc.info = {"api": "torchao.quantization.quantize_(Int8DynamicActivationInt8WeightConfig)",
                 "weights": "int8 per output channel", "activations": "int8, one scale per token, per call",
                 "matmul": "torch._int_mm (INT8 tensor cores) once compiled" if compile else
@@ -138,3 +145,15 @@ def fp8_torchao_cuda(reference, device="cuda", calibration=None, granularity: st
 class TorchaoGpuEncoder(HalfEncoder, QuantizedTorchEncoder):
     """The quantized model run inside its attention context; saved as its state dict (torchao's INT8/FP8 tensors
     and their scales) and config, its bytes counted as stored."""
+
+    #: fewest tokens (batch x length) one forward pass may hold; shorter batches get masked padding positions
+    min_tokens: int = 0
+
+    def _forward(self, features):
+        n, length = features["input_ids"].shape
+        if n * length < self.min_tokens:
+            extra = -(-self.min_tokens // n) - length
+            pad = {"input_ids": self.tokenizer.pad_token_id or 0}
+            features = {k: np.pad(v, ((0, 0), (0, extra)), constant_values=pad.get(k, 0))
+                        for k, v in features.items()}
+        return super()._forward(features)

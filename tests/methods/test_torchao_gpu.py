@@ -78,3 +78,31 @@ def test_gpu_methods_on_cuda(name, reference, texts, fp32_emb):
     assert enc.runtime == "inductor" and enc.info["compiled"]
     assert (emb * fp32_emb).sum(1).min() > 0.98
     assert enc.info["attention"]["padded"] in ("memory-efficient", "flash")
+
+
+def test_short_batches_padded_to_the_int_mm_minimum(reference):
+    """torch._int_mm needs more than 16 rows on CUDA: a batch of fewer tokens gets masked padding positions."""
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig
+
+    enc, info = torchao_gpu._quantized_encoder(
+        reference, "cpu", Int8DynamicActivationInt8WeightConfig(set_inductor_config=False), False, "int8",
+        min_tokens=torchao_gpu.INT_MM_MIN_ROWS)
+    assert info["min_tokens"] == 17
+    feats = enc.tokenize(["a short text"])
+    assert feats["input_ids"].size < 17
+    seen = []
+    model_forward = enc.model.forward
+
+    def spy(**kw):
+        seen.append(tuple(kw["input_ids"].shape))
+        return model_forward(**kw)
+    enc.model.forward = spy
+    padded = enc.embed_features(feats)
+    enc.min_tokens = 24
+    longer = enc.embed_features(feats)
+    enc.min_tokens = 0
+    plain = enc.embed_features(feats)
+    assert seen == [(1, 17), (1, 24), feats["input_ids"].shape]
+    # how much padding does not matter; a padding mask at all takes another attention path, whose rounding
+    # differences the per-token INT8 activations carry on (as in any padded batch)
+    assert float((padded * longer).sum()) > 0.9999 and float((padded * plain).sum()) > 0.99
