@@ -13,6 +13,7 @@ paired within its sub-window, and two methods of different sub-windows are compa
 eager FP32 (``compare`` says so where it happens).
 
     python -m bgeq_utils.measure.comparison_window '{"run": ..., "methods": [...], "parameters": {...}}'
+    python -m bgeq_utils.measure.comparison_window '{..., "repeat": 2}'   # the window twice: do intervals hold?
 """
 from __future__ import annotations
 
@@ -112,6 +113,85 @@ def measure(run: str, names: list[str], parameters: dict, progress: bool = True)
     return out
 
 
+def repeat(run: str, names: list[str], parameters: dict, windows: int = 2, progress: bool = True) -> dict:
+    """The comparison window timed ``windows`` times back to back on encoders built once (from the cache): each
+    method's speed-up over eager FP32 and over its runtime's FP32 in every window, with their intervals, and
+    whether each window's figure lies inside every other window's interval. Saved under
+    ``outputs/<run>/windows/``; nothing else of the run is touched. What it shows: whether the intervals hold
+    between windows on this machine, and the machine's load during each."""
+    import warnings
+
+    import psutil
+
+    from bgeq_utils.core import env, paths, results
+    from bgeq_utils.core.uncertainty import Estimate
+    from bgeq_utils.measure import speed
+
+    names = check_methods(names)
+    p = {k: v for k, v in parameters.items() if k in STUDY_PARAMETERS and v is not None}
+    cfg = config_of(p)
+    s = pipeline.study(p.get("model", "default"), p.get("weights", "pretrained"), p.get("dataset", "lee"),
+                       p.get("device", "auto"), run, max_docs=p.get("max_docs"), config=cfg,
+                       output_dir=p.get("output_dir", ""))
+    here = [n for n in names if registry.get(n).unavailable_reason(s.device) is None]
+    n_params = int(s.reference.info().get("parameters") or 0)
+    if len(sub_windows(here, n_params, psutil.virtual_memory().available)) > 1:
+        raise MemoryError(f"{len(here)} methods do not fit in memory together here; check a shorter list")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        encoders, _, skipped = pipeline.build_configurations(s.reference, [(n, {}) for n in here], s.device)
+    shared = {n: e for n, e in encoders.items() if n in pipeline._BASELINE_NAMES}
+    entries = {n: (e, pipeline.baselines_for(n, e, {}, s.reference, s.device, shared)) for n, e in encoders.items()}
+    out = {"run": run, "methods": list(encoders), "skipped": skipped, "windows": [],
+           "cell": [cfg.batch_sizes[0], cfg.seq_lens[0]], "device": env.describe(s.device)}
+    try:
+        for _ in range(windows):
+            meter = env.LoadMeter()
+            rows = speed.speed_grid_many(entries, cfg.batch_sizes[:1], cfg.seq_lens[:1], budget=cfg.budget(),
+                                         texts=pipeline.speed_texts(s.evalset), progress=progress)
+            load = meter.stop()
+            out["windows"].append({"load": load, "ratios": {
+                n: {role: (r[0].get(f"vs_{role}") or {}) for role in ("eager", "runtime")}
+                for n, r in rows.items() if not isinstance(r, Exception)}})
+    finally:
+        for e in encoders.values():
+            e.close()
+        pipeline.release_baselines()
+    agree = {}
+    for n in out["methods"]:
+        for role in ("eager", "runtime"):
+            es = [Estimate.from_dict(w["ratios"].get(n, {}).get(role)) for w in out["windows"]]
+            if any(e is None or not e.has_interval for e in es) or all(e.low == e.high for e in es):
+                continue
+            agree[f"{n} {role}"] = all(b.low <= a.value <= b.high for a in es for b in es if a is not b)
+    out["agree"] = agree
+    path = results.write_json(out, paths.run_dir(run) / "windows" / f"repeat-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    out["path"] = paths.shown(path)
+    return out
+
+
+def repeat_table(record: dict):
+    """One row per method and baseline: the speed-up of each window with its interval, and whether they agree."""
+    import pandas as pd
+
+    from bgeq_utils.core.uncertainty import Estimate
+    rows = []
+    for n in record["methods"]:
+        for role in ("eager", "runtime"):
+            key = f"{n} {role}"
+            if key not in record["agree"]:
+                continue
+            row = {"method": n, "over": "eager fp32" if role == "eager" else
+                   record["windows"][0]["ratios"][n][role].get("baseline")}
+            for i, w in enumerate(record["windows"], 1):
+                row[f"window {i}"] = Estimate.from_dict(w["ratios"][n][role]).fmt(2)
+            row["agree"] = record["agree"][key]
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    df.attrs["load"] = [w["load"] for w in record["windows"]]
+    return df
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -119,6 +199,17 @@ def main(argv=None) -> int:
         return 2
     args = json.loads(argv[0])
     t0 = time.perf_counter()
+    if args.get("repeat"):
+        rec = repeat(args["run"], args["methods"], args.get("parameters", {}), int(args["repeat"]),
+                     progress=args.get("progress", True))
+        import pandas as pd
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(repeat_table(rec).to_string(index=False))
+        for i, w in enumerate(rec["windows"], 1):
+            print(f"window {i}: {w['load']}")
+        print(f"{sum(rec['agree'].values())} of {len(rec['agree'])} speed-ups agree between windows; "
+              f"{rec['path']} ({time.perf_counter() - t0:.0f} s)")
+        return 0
     res = measure(args["run"], args["methods"], args.get("parameters", {}), progress=args.get("progress", True))
     ok = [r for r in res if r.status == "ok"]
     print(f"comparison window of run {args['run']!r}: {len(ok)} of {len(res)} configurations ok in "

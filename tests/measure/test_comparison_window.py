@@ -44,3 +44,17 @@ def test_a_notebook_reuses_what_the_window_measured(tmp_path, monkeypatch):
     s = pipeline.study("default", "pretrained", "lee", "cpu", "w", max_docs=12, config=cw.config_of(params))
     again = s.measure_many(s.jobs(["int8-dynamic-onnx"]))
     assert again[0].key == res[1].key and again[0].created == res[1].created
+
+
+def test_the_window_repeated_back_to_back_reports_each_windows_figures_and_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("BGEQ_OUTPUTS", str(tmp_path))
+    params = {"model": "default", "dataset": "lee", "device": "cpu", "max_docs": 12, "batch_sizes": [2],
+              "seq_lens": [16], "seconds_per_cell": 0.3, "min_repeats": 6}
+    rec = cw.repeat("rep", ["fp32", "fp32-onnx", "int8-dynamic-onnx"], params, windows=2, progress=False)
+    assert rec["methods"] == ["fp32", "fp32-onnx", "int8-dynamic-onnx"] and len(rec["windows"]) == 2
+    assert all("other_cpu_share" in w["load"] for w in rec["windows"])
+    assert rec["windows"][1]["ratios"]["int8-dynamic-onnx"]["runtime"]["baseline"] == "fp32-onnx"
+    assert set(rec["agree"]) <= {"fp32-onnx eager", "int8-dynamic-onnx eager", "int8-dynamic-onnx runtime"}
+    assert list(tmp_path.glob("rep/windows/repeat-*.json"))
+    table = cw.repeat_table(rec)
+    assert len(table) == len(rec["agree"])
