@@ -118,3 +118,53 @@ def test_window_ratio_covers_a_drifting_machine_where_round_resampling_does_not(
         hits_block += blocked.low <= true <= blocked.high
     assert hits_plain / n < 0.8
     assert hits_block / n > 0.9
+
+
+# --- intervals that say what they are, and many verdicts at once ------------------------------------------
+def test_holm_matches_the_step_down_procedure():
+    """Holm's adjusted p-values as statsmodels' multipletests(method="holm") gives them, None left out."""
+    rejected, adjusted = U.holm([0.01, 0.04, 0.03, 0.005, None])
+    assert adjusted[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02]) and adjusted[4] is None
+    assert rejected == [True, False, False, True, False]
+    assert U.holm([0.04])[0] == [True]              # one test: the unadjusted rule
+
+
+def test_judgment_p_agrees_with_the_unadjusted_interval():
+    """p < 0.05 exactly when the 95% interval decides: at the edge the p-value is 0.05."""
+    e = Estimate(3.2, 3.0, 3.4, 6, "test")
+    assert U.judgment_p(e, 2.0, 3.0, U.FAILS_BETTER) == pytest.approx(0.05, abs=1e-6)
+    assert U.judgment_p(Estimate(3.2, 3.05, 3.35, 6, "t"), 2.0, 3.0, U.FAILS_BETTER) < 0.05
+    assert U.judgment_p(Estimate(2.5, 2.3, 2.7, 6, "t"), 2.0, 3.0, U.HOLDS) < 0.05
+    assert U.judgment_p(Estimate.exact(2.5), 2.0, 3.0, U.HOLDS) == 0.0
+    assert U.judgment_p(U.spread([1.0, 2.0]), 0, 3, U.HOLDS) is None      # a range is not a test
+
+
+def test_holm_turns_a_narrow_decision_in_a_family_into_inconclusive():
+    near = (Estimate(3.2, 3.01, 3.39, 6, "t"), 2.0, 3.0, U.FAILS_BETTER, "above")
+    straddles = (Estimate(3.0, 2.8, 3.2, 6, "t"), 2.0, 3.0, U.INCONCLUSIVE, "straddles")
+    assert U.adjust_family([near])[0][0] == U.FAILS_BETTER                 # alone it decides
+    (v, why, p), _, _ = U.adjust_family([near, straddles, straddles])
+    assert v == U.INCONCLUSIVE and "Holm" in why and p > 0.05
+    far = (Estimate(5.0, 4.8, 5.2, 6, "t"), 2.0, 3.0, U.FAILS_BETTER, "above")
+    assert U.adjust_family([far, straddles, straddles])[0][0] == U.FAILS_BETTER
+
+
+def test_two_processes_give_a_range_that_cannot_decide_against_a_nearby_bound():
+    """Two fresh processes at 432 and 440 MB: a range, not a 95% interval. A bound 5 MB above the median is
+    nearer than the range is wide (8 MB): inconclusive, where the range itself lies wholly below it."""
+    e = U.spread([432e6, 440e6]).scaled(1e-9)
+    assert e.is_range and "range" in e.fmt(3)
+    assert U.verdict(e, None, 0.441)[0] == U.INCONCLUSIVE                 # 0.441 > 0.440, but within 0.008
+    assert U.verdict(Estimate(e.value, e.low, e.high, 2, "t"), None, 0.441)[0] == U.HOLDS  # as if it were a CI
+    assert U.verdict(e, None, 0.5)[0] == U.HOLDS                          # far enough away
+    assert U.verdict(U.spread([432e6, 432e6]), None, 1e9)[0] == U.INCONCLUSIVE   # agreeing processes: no width
+    six = U.spread([430e6, 431e6, 432e6, 433e6, 434e6, 440e6])
+    assert not six.is_range and "95% CI" in six.how                       # six processes: a real interval
+
+
+def test_zero_width_intervals_are_shown_and_decide_only_when_exact():
+    degenerate = Estimate(0.0, 0.0, 0.0, 48, "identical on all 48 queries")
+    assert degenerate.fmt() == "0.00 [0 width]" and Estimate.exact(1.34).fmt() == "1.34 [exact]"
+    assert U.verdict(degenerate, None, 1.0)[0] == U.INCONCLUSIVE
+    assert U.verdict(Estimate.exact(0.5, "exact (bytes counted)"), None, 1.0)[0] == U.HOLDS
+    assert U.simultaneous(4) == pytest.approx(0.9875)
