@@ -9,11 +9,26 @@ Rules, stated once:
 - The claim's verdict is the most severe of its methods' (fails worse > fails better > inconclusive >
   holds): a general claim about a precision holds only if it holds for every method measured. The row
   lists each method's verdict.
-- Size, memory and speed claims are read on the target model's shape (bge-large, any weights) where it was
-  measured; quality and fidelity claims on pretrained weights (the target model's first). Where the ledger
-  falls back to another model, the row says so.
+- **Multiplicity.** A claim's methods (pairs, for a relation) are one family of judgments: a holds or fails
+  stands only if it survives Holm's adjustment at a family-wise error of 5% over that family (p-values read
+  from each 95% interval; with one judgment the rule is the unadjusted one). A judgment that decides at 95% alone
+  but not after the adjustment is inconclusive and says so. The header (``attrs["multiplicity"]``) gives the
+  number of judgments and of verdicts the adjustment changed. Recommendation claims are choices, not tests:
+  they are not adjusted.
+- **Intervals that are not 95% intervals do not decide as if they were.** A memory figure from fewer than six
+  processes is a range: it decides only against a bound farther from its median than the range is wide. A
+  zero-width interval decides only for a quantity exact by nature (bytes counted, a dtype read).
+- Size claims are read on every model that measured them, labelled per model, once per model and method
+  (size does not depend on the device); absolute sizes (a claim's ``model``) on that model only. Memory and
+  speed claims are read on the target model's shape (bge-large, any weights) where it was measured; quality and
+  fidelity claims on pretrained weights (the target model's first). Where the ledger falls back to another
+  model, the row says so.
 - Every speed claim is checked twice: against eager PyTorch FP32 (what a user runs today) and against FP32
-  in the method's own runtime (what quantization adds); the ``baseline`` column says which.
+  in the method's own runtime (what quantization adds); so are memory and size ratios. The ``baseline`` column
+  says which.
+- Memory claims are read twice, as the guide means memory (weights plus the activations of a small batch):
+  peak while embedding one batch of the run's speed cell (the batch is named in each method's figure) and
+  resident after loading (the weights); the ``definition`` column says which.
 - ``~X`` figures are widened by ``approx_tolerance_pct`` on each side; ranges are read literally.
 - Relation claims compare every method of one side with every method of the other within a group; the
   difference's interval comes from the two intervals (conservative).
@@ -51,7 +66,23 @@ METRICS = {
 #: metric families: where a claim is best read (see the rules above)
 SHAPE_METRICS = {"disk_gb", "param_gb", "params_m", "memory_gb", "activation_mb", "size_ratio", "memory_ratio",
                  "speed_ratio", "loaded_fp16"}
-BASELINE_READINGS = {"speed_vs_eager": "eager PyTorch FP32", "speed_vs_runtime": "FP32 in the same runtime"}
+#: device-free figures: read on every model that measured them, once per model and method
+SIZE_METRICS = {"disk_gb", "param_gb", "params_m", "size_ratio"}
+BASELINE_READINGS = {"speed_vs_eager": "eager PyTorch FP32", "speed_vs_runtime": "FP32 in the same runtime",
+                     "memory_ratio": "eager PyTorch FP32", "memory_ratio_runtime": "FP32 in the same runtime",
+                     "size_ratio": "eager PyTorch FP32", "size_ratio_runtime": "FP32 in the same runtime"}
+#: the second (third) readings of one claim: column -> suffix of the row's id
+READINGS = {"speed_vs_eager": ["speed_vs_eager", "speed_vs_runtime"],
+            "memory_ratio": ["memory_ratio", "memory_ratio_runtime"],
+            "size_ratio": ["size_ratio", "size_ratio_runtime"],
+            "memory_mb": ["memory_mb", "resident_mb"]}
+ID_SUFFIX = {"speed_vs_runtime": "@runtime", "memory_ratio_runtime": "@runtime", "size_ratio_runtime": "@runtime",
+             "resident_mb": "@resident"}
+#: what a memory figure is, named in each memory row
+DEFINITIONS = {"memory_mb": "peak while embedding one batch of the run's speed cell (weights + activations)",
+               "resident_mb": "resident after loading (weights)",
+               "memory_ratio": "peak at the run's speed cell, over the baseline's",
+               "memory_ratio_runtime": "peak at the run's speed cell, over the baseline's"}
 
 
 class ClaimsFileError(ValueError):
@@ -234,11 +265,12 @@ def fmt_value(e: Estimate | None, unit: str = "") -> str:
 
 
 def _row(c: Claim, verdict=U.NOT_MEASURED, measured="", detail="", holds_for="", per_method="", baseline="",
-         model="") -> dict:
+         model="", definition="", judgments=0, unadjusted=None, summary="") -> dict:
     return {"id": c.id, "precision": "/".join(c.precision) or "-", "claim": c.paraphrase,
-            "expected": c.expected_text(), "baseline": baseline, "measured": measured, "verdict": verdict,
-            "holds for": holds_for, "detail": detail, "per method": per_method, "model": model,
-            "metric": c.metric, "reading": c.reading, "sections": ", ".join(c.sections)}
+            "expected": c.expected_text(), "baseline": baseline, "definition": definition, "measured": measured,
+            "verdict": verdict, "holds for": holds_for, "detail": detail, "per method": per_method, "model": model,
+            "metric": c.metric, "reading": c.reading, "sections": ", ".join(c.sections), "judgments": judgments,
+            "verdict at 95% alone": verdict if unadjusted is None else unadjusted, "summary": summary}
 
 
 # --- which rows a claim is read on --------------------------------------------------------------
@@ -271,7 +303,11 @@ def _pool(c: Claim, m: Measured) -> tuple[pd.DataFrame, str]:
             return ok[target], (f"needs a {c.model} run (absolute sizes are the model's own; weights='random' gives "
                                 f"its true size, memory and speed); loaded runs are on "
                                 f"{', '.join(sorted(set(ok['model'])))}")
-        return ok[target], ""
+        return (_once(ok[target]) if c.metric in SIZE_METRICS else ok[target]), ""
+    if c.metric in SIZE_METRICS:
+        models = sorted(set(ok["model"]))
+        return _once(ok), (f"read on every model that measured it ({', '.join(models)}), once per model"
+                           if len(models) > 1 else "")
     if c.metric in SHAPE_METRICS:
         return (ok[target], "") if target.any() else (ok, f"measured on {', '.join(sorted(set(ok['model'])))}, "
                                                           f"not {TARGET_MODEL}")
@@ -285,71 +321,116 @@ def _pool(c: Claim, m: Measured) -> tuple[pd.DataFrame, str]:
     return ok, "no pretrained run: read on random weights (fidelity to that model's own FP32)"
 
 
+def _once(d: pd.DataFrame) -> pd.DataFrame:
+    """One row per model and method for a device-free figure (size): pretrained weights, CPU and the newest
+    Result first, so that the same bytes are not judged once per device and weights."""
+    if d.empty:
+        return d
+    d = d.assign(_w=d["weights"] != "pretrained", _d=d["device"] != "cpu", _c=d["created"].fillna(""))
+    d = d.sort_values(["_w", "_d", "_c"], ascending=[True, True, False], kind="stable")
+    d = d.drop_duplicates(["model", "method"]).drop(columns=["_w", "_d", "_c"])
+    return d.loc[sorted(d.index)]
+
+
 def _estimate(row, c: Claim, column: str) -> Estimate | None:
     scale = METRICS[c.metric][1]
     if column == "loaded_fp16":
         dt = row.get("loaded_dtype")
         return None if dt is None or pd.isna(dt) else Estimate.exact(1.0 if dt == "float16" else 0.0,
-                                                                      f"loaded {dt}")
+                                                                      f"exact: loaded {dt}")
     e = estimate(row, column)
     if e is None:
         return None
-    if column in ("disk_mb", "param_mb", "params_m", "size_ratio"):
+    if column in ("disk_mb", "param_mb", "params_m", "size_ratio", "size_ratio_runtime"):
         e = Estimate.exact(e.value, "exact (bytes counted)")
     return e.scaled(scale) if scale != 1 else e
 
 
-def _src(row) -> str:
-    return f"{row['label']} @ {row['run']}/{row['device']}"
+def _src(row, c: Claim | None = None) -> str:
+    """Where a judgment was read: method, model, run and device (no device for a device-free figure)."""
+    where = f"{row['run']}" if c is not None and c.metric in SIZE_METRICS else f"{row['run']}/{row['device']}"
+    model = f" ({row['model']})" if c is not None and c.metric in SIZE_METRICS else ""
+    return f"{row['label']}{model} @ {where}"
 
 
-def _check_value(c: Claim, m: Measured, column: str) -> dict:
-    baseline = BASELINE_READINGS.get(column, "")
+def _figure(row, e: Estimate, c: Claim, column: str) -> str:
+    """A judged figure with its unit, and for a memory peak the batch it was taken at."""
+    out = fmt_value(e, c.unit)
+    batch = row.get("memory_batch")
+    if column in ("memory_mb", "memory_ratio", "memory_ratio_runtime") and isinstance(batch, str):
+        out += f" (batch {batch})"
+    return out
+
+
+def _adjusted(judged: list, adjust: bool) -> tuple[list, int, int]:
+    """Judgments ``(..., estimate, low, high, verdict, why)`` after Holm per claim (see the rules); returns the new
+    list, the family's size and how many verdicts the adjustment changed."""
+    if not judged:
+        return judged, 0, 0
+    fam = [(x[-5], x[-4], x[-3], x[-2], x[-1]) for x in judged]
+    after = U.adjust_family(fam) if adjust else [(v, why, None) for *_, v, why in fam]
+    m = sum(U.judgment_p(e, lo, hi, v) is not None for e, lo, hi, v, _ in fam)
+    out = [(*x[:-2], v, why) for x, (v, why, _) in zip(judged, after)]
+    return out, m, sum(a[-2] != b[-2] for a, b in zip(judged, out))
+
+
+def _check_value(c: Claim, m: Measured, column: str, adjust: bool = True) -> dict:
+    baseline, definition = BASELINE_READINGS.get(column, ""), DEFINITIONS.get(column, "")
     pool, note = _pool(c, m)
     if pool.empty:
-        return _row(c, detail=note, baseline=baseline)
+        return _row(c, detail=note, baseline=baseline, definition=definition)
     lo, hi = c.bounds()
     better = METRICS[c.metric][2]
-    judged = []
+    raw = []
     for _, row in pool.iterrows():
         e = _estimate(row, c, column)
         if e is None:
             continue
         v, why = U.verdict(e, lo, hi, better)
-        judged.append((row, e, v, why))
-    if not judged:
+        raw.append((row, e, lo, hi, v, why))
+    if not raw:
         miss = Counter(f"{column} {r.get('quality_na') or 'not measured'} in {r['group']}"
                        if column.startswith("quality") else f"{column} not measured in {r['group']}"
                        for _, r in pool.iterrows())
-        return _row(c, detail="; ".join(x for x, _ in miss.most_common(2)), baseline=baseline)
-    verdict = U.combine(v for _, _, v, _ in judged)
-    counts = Counter(v for _, _, v, _ in judged)
+        return _row(c, detail="; ".join(x for x, _ in miss.most_common(2)), baseline=baseline, definition=definition)
+    judged, n_fam, changed = _adjusted(raw, adjust)
+    verdict = U.combine(x[-2] for x in judged)
+    counts = Counter(x[-2] for x in judged)
     n = len(judged)
-    holds = [_src(r) for r, _, v, _ in judged if v == U.HOLDS]
-    per = "; ".join(f"{_src(r)}: {fmt_value(e, c.unit)} → {v}" for r, e, v, _ in judged)
-    measured = "; ".join(f"{r['label']} {fmt_value(e, c.unit)}" for r, e, _, _ in judged)
+    holds = [_src(r, c) for r, *_, v, _ in judged if v == U.HOLDS]
+    per = "; ".join(f"{_src(r, c)}: {_figure(r, e, c, column)} → {v}" for r, e, *_, v, _ in judged)
+    many = len({r["model"] for r, *_ in judged}) > 1
+    measured = "; ".join(f"{r['label']}{' (' + r['model'] + ')' if many else ''} {_figure(r, e, c, column)}"
+                         for r, e, *_ in judged)
     detail = f"holds for {counts[U.HOLDS]} of {n} {'/'.join(c.precision)} method{'s' if n != 1 else ''}" + \
         (f": {', '.join(h.split(' @ ')[0] for h in holds)}" if holds else "")
     others = [f"{cnt} {v}" for v, cnt in counts.items() if v != U.HOLDS]
     if others:
         detail += "; " + ", ".join(others)
     if verdict != U.HOLDS:
-        worst = next((x for x in judged if x[2] == verdict), None)
+        worst = next((x for x in judged if x[-2] == verdict), None)
         if worst is not None:
-            detail += f"; e.g. {_src(worst[0])} at {fmt_value(worst[1], c.unit)}: {worst[3]}"
+            detail += f"; e.g. {_src(worst[0], c)} at {_figure(worst[0], worst[1], c, column)}: {worst[-1]}"
+    if changed:
+        detail += f"; Holm's adjustment over {n_fam} judgments made {changed} inconclusive"
     if note:
         detail += f"; {note}"
     models = ", ".join(sorted({f"{r['model']} ({r['weights']})" for r, *_ in judged}))
-    return _row(c, verdict, measured, detail, f"{counts[U.HOLDS]}/{n} methods", per, baseline, models)
+    unadj = U.combine(x[-2] for x in raw)
+    return _row(c, verdict, measured, detail, f"{counts[U.HOLDS]}/{n} methods", per, baseline, models, definition,
+                n_fam, unadj, f"{verdict}: holds for {counts[U.HOLDS]} of {n} methods")
 
 
-def _check_relation(c: Claim, m: Measured, column: str) -> dict:
+def _check_relation(c: Claim, m: Measured, column: str, adjust: bool = True) -> dict:
     pool, note = _pool(c, m)
-    baseline = BASELINE_READINGS.get(column, "")
+    baseline, definition = BASELINE_READINGS.get(column, ""), DEFINITIONS.get(column, "")
     if pool.empty:
-        return _row(c, detail=note, baseline=baseline)
-    judged, missing = [], []
-    for g, sub in pool.groupby("group", sort=False):
+        return _row(c, detail=note, baseline=baseline, definition=definition)
+    raw, missing = [], []
+    # a device-free figure (size) is compared within a model, whatever device its rows were read on
+    by = ["model", "weights"] if c.metric in SIZE_METRICS else "group"
+    for g, sub in pool.groupby(by, sort=False):
+        g = " ".join(g) if isinstance(g, tuple) else g
         left = [(r, _estimate(r, c, column)) for _, r in sub.iterrows() if _selected(r, c.left)]
         right = [(r, _estimate(r, c, column)) for _, r in sub.iterrows() if _selected(r, c.right)]
         left, right = [x for x in left if x[1] is not None], [x for x in right if x[1] is not None]
@@ -359,23 +440,30 @@ def _check_relation(c: Claim, m: Measured, column: str) -> dict:
         for a, ea in left:
             for b, eb in right:
                 d = U.difference(ea, eb)
-                if c.relation in (">", ">="):
-                    v, why = U.verdict(d, 0.0, None, None)
-                else:
-                    v, why = U.verdict(d, None, 0.0, None)
-                judged.append((a, b, ea, eb, d, v))
-    if not judged:
-        return _row(c, detail="; ".join(missing[:2]) or "no group measured both sides", baseline=baseline)
-    verdict = U.combine(v for *_, v in judged)
-    counts = Counter(v for *_, v in judged)
-    per = "; ".join(f"{a['label']} {fmt_value(ea, c.unit)} vs {b['label']} {fmt_value(eb, c.unit)} "
-                    f"(difference {d.fmt(3)}) → {v}" for a, b, ea, eb, d, v in judged)
+                lo, hi = (0.0, None) if c.relation in (">", ">=") else (None, 0.0)
+                v, why = U.verdict(d, lo, hi, None)
+                raw.append((a, b, ea, eb, d, lo, hi, v, why))
+    if not raw:
+        return _row(c, detail="; ".join(missing[:2]) or "no group measured both sides", baseline=baseline,
+                    definition=definition)
+    judged, n_fam, changed = _adjusted(raw, adjust)
+    verdict = U.combine(x[-2] for x in judged)
+    counts = Counter(x[-2] for x in judged)
+    many = len({a["model"] for a, *_ in judged}) > 1
+    per = "; ".join(f"{a['label']}{' (' + a['model'] + ')' if many else ''} {_figure(a, ea, c, column)} vs "
+                    f"{b['label']} {_figure(b, eb, c, column)} (difference {d.fmt(3)}) → {v}"
+                    for a, b, ea, eb, d, *_, v, _ in judged)
     detail = f"holds for {counts[U.HOLDS]} of {len(judged)} pairs" + \
         "".join(f", {cnt} {v}" for v, cnt in counts.items() if v != U.HOLDS)
+    if changed:
+        detail += f"; Holm's adjustment over {n_fam} judgments made {changed} inconclusive"
     if note:
         detail += f"; {note}"
     models = ", ".join(sorted({f"{a['model']} ({a['weights']})" for a, *_ in judged}))
-    return _row(c, verdict, per, detail, f"{counts[U.HOLDS]}/{len(judged)} pairs", per, baseline, models)
+    summary = f"{verdict}: holds for {counts[U.HOLDS]} of {len(judged)} pairs" + \
+        "".join(f", {cnt} {v}" for v, cnt in counts.items() if v != U.HOLDS)
+    return _row(c, verdict, per, detail, f"{counts[U.HOLDS]}/{len(judged)} pairs", per, baseline, models,
+                definition, n_fam, U.combine(x[-2] for x in raw), summary)
 
 
 def _check_recommendation(c: Claim, m: Measured) -> dict:
@@ -427,7 +515,8 @@ def _check_recommendation(c: Claim, m: Measured) -> dict:
     detail = per + (f"; not judged: {'; '.join(missing)}" if missing else "")
     held = sum(v == U.HOLDS for _, _, v, _ in judged)
     return _row(c, verdict, measured, detail, f"{held}/{len(judged)} groups", per,
-                model=", ".join(sorted({g.split(' on ')[0] for g, *_ in judged})))
+                model=", ".join(sorted({g.split(' on ')[0] for g, *_ in judged})),
+                summary=f"{verdict}: holds in {held} of {len(judged)} groups")
 
 
 def _fmt(row, col) -> str:
@@ -437,14 +526,16 @@ def _fmt(row, col) -> str:
 
 def _columns(c: Claim) -> list[str]:
     col = METRICS[c.metric][0]
-    return ["speed_vs_eager", "speed_vs_runtime"] if col == "speed_vs_eager" else [col]
+    return READINGS.get(col, [col])
 
 
-def check(m: Measured, claims: list[Claim] | None = None, precision: str | list | None = None) -> pd.DataFrame:
-    """One row per claim and reading: id, paraphrase, expected, the baseline of a speed reading, measured
-    (each method with its interval), verdict, for how many methods it holds, detail (how, by how much, why
-    not), per-method verdicts. ``precision`` keeps only the claims about that precision (the notebooks'
-    "against the guide" cells)."""
+def check(m: Measured, claims: list[Claim] | None = None, precision: str | list | None = None,
+          adjust: bool = True) -> pd.DataFrame:
+    """One row per claim and reading: id, paraphrase, expected, the baseline of a ratio reading, the definition
+    of a memory figure, measured (each method with its interval), verdict, for how many methods it holds,
+    detail (how, by how much, why not), per-method verdicts, the number of judgments of the claim and its
+    verdict at 95% alone. ``precision`` keeps only the claims about that precision (the notebooks'
+    "against the guide" cells). ``adjust=False`` skips Holm's adjustment (to see what it changed)."""
     claims = load_claims() if claims is None else claims
     if precision is not None:
         want = {precision} if isinstance(precision, str) else set(precision)
@@ -456,13 +547,27 @@ def check(m: Measured, claims: list[Claim] | None = None, precision: str | list 
             rows.append(_check_recommendation(c, m))
             continue
         for col in _columns(c):
-            r = _check_relation(c, m, col) if c.kind == "relation" else _check_value(c, m, col)
-            if col == "speed_vs_runtime":
-                r["id"] = f"{c.id}@runtime"
+            r = _check_relation(c, m, col, adjust) if c.kind == "relation" else _check_value(c, m, col, adjust)
+            r["id"] += ID_SUFFIX.get(col, "")
             rows.append(r)
     df = pd.DataFrame(rows)
     df.attrs["rules"] = __doc__.split("Rules, stated once:")[1].strip()
+    df.attrs["multiplicity"] = multiplicity_text(df, adjust)
     return df
+
+
+def multiplicity_text(ledger: pd.DataFrame, adjust: bool = True) -> str:
+    """The error-rate policy in one line, with the number of judgments and what the adjustment changed."""
+    if ledger is None or ledger.empty or "judgments" not in ledger:
+        return ""
+    n = int(ledger["judgments"].sum())
+    fams = int((ledger["judgments"] > 0).sum())
+    if not adjust:
+        return f"{n} judgments in {fams} claims, each at 95% alone (no adjustment for multiplicity)"
+    changed = ledger[ledger["verdict"] != ledger["verdict at 95% alone"]]
+    return (f"{n} judgments in {fams} claims; Holm's adjustment per claim, family-wise error 5%: "
+            f"{len(changed)} verdict{'s' if len(changed) != 1 else ''} changed from the 95%-alone reading"
+            + (f" ({', '.join(changed['id'])})" if len(changed) else ""))
 
 
 TALLY_ORDER = (U.HOLDS, U.FAILS_BETTER, U.FAILS_WORSE, U.FAILS, U.INCONCLUSIVE, U.NOT_MEASURED)
@@ -481,4 +586,6 @@ def tally_text(ledger: pd.DataFrame) -> str:
     if not t:
         return "no claims"
     n_claims = len({i.split("@")[0] for i in ledger["id"]})
-    return ", ".join(f"{v} {k}" for k, v in t.items()) + f" (of {len(ledger)} checks of {n_claims} claims)"
+    out = ", ".join(f"{v} {k}" for k, v in t.items()) + f" (of {len(ledger)} checks of {n_claims} claims)"
+    multi = ledger.attrs.get("multiplicity")
+    return out + (f"; {multi}" if multi else "")

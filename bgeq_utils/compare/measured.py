@@ -12,8 +12,11 @@ no two views disagree about a number. Rules:
   interval and a paired randomization test. The headline loss is the worst loss over nDCG@10, Recall@10,
   MRR@10 and Spearman: gains never offset losses. Recall@k is left out when the corpus has at most k
   documents (it cannot move).
-- **Memory.** One definition: peak RSS while embedding batch 32 x 128 tokens over a baseline process that
-  imported the method's libraries (CUDA: peak allocated); resident after loading for the weights.
+- **Memory.** One definition: peak RSS while embedding one batch of the run's speed cell (``memory_batch``)
+  over a baseline process that imported the method's libraries (CUDA: peak allocated); resident after loading
+  for the weights. Ratios over eager FP32 (``memory_ratio``, ``resident_ratio``, ``size_ratio``) and over FP32 in
+  the method's own runtime (``*_runtime``), so a change of runtime is not credited to quantization. A memory
+  interval from fewer than six processes is their range, and says so.
 - **Not applicable.** A Result whose quality cannot be measured by design (random weights; a file of your own
   texts, which has no labels) says why in a note ``"<why>: quality is not applicable"``; its row carries
   ``quality_na`` = ``"not applicable (<why>)"``, which the views show instead of an empty quality cell.
@@ -33,7 +36,7 @@ import pandas as pd
 from bgeq_utils.core import paths, vocab
 from bgeq_utils.core import results as results_mod
 from bgeq_utils.core.results import Result
-from bgeq_utils.core.uncertainty import Estimate, correlation_loss, ratio_of, relative_loss
+from bgeq_utils.core.uncertainty import Estimate, correlation_loss, difference, ratio_of, relative_loss, simultaneous
 from bgeq_utils.measure.metrics import RETRIEVAL_KEYS
 from bgeq_utils.measure.pipeline import QUALITY_NOT_APPLICABLE
 
@@ -123,13 +126,19 @@ def group_key(r: Result) -> tuple:
 
 def group_label(key: tuple) -> str:
     run, model, weights, dataset, device, _ = key
-    return f"{model} ({weights}) on {dataset}, {device}, run '{run}'"
+    named = f" ({weights})" if weights not in model else ""     # "<id> (random weights)" says it already
+    return f"{model}{named} on {dataset}, {device}, run '{run}'"
 
 
-def baseline_of(group: list[Result]) -> Result | None:
-    """The default-configuration eager FP32 Result of a group (newest, status ok)."""
-    cands = [r for r in group if r.method == BASELINE and r.is_default and r.status == "ok"]
+def baseline_of(group: list[Result], method: str = BASELINE) -> Result | None:
+    """The default-configuration Result of ``method`` in a group (newest, status ok): eager FP32 unless asked."""
+    cands = [r for r in group if r.method == method and r.is_default and r.status == "ok"]
     return max(cands, key=lambda r: r.created or "") if cands else None
+
+
+def runtime_baseline_of(r: Result, group: list[Result]) -> Result | None:
+    """FP32 in ``r``'s own runtime in its group (ONNX Runtime FP32 for ORT methods, ...), if measured there."""
+    return baseline_of(group, vocab.RUNTIME_BASELINE.get(r.runtime, BASELINE))
 
 
 # --- quality deltas -----------------------------------------------------------------------------
@@ -158,12 +167,12 @@ _LOSSES: dict[tuple, Estimate | None] = {}
 _HELD: dict[int, Result] = {}      # keeps every cached Result alive, so its id() is never reused
 
 
-def _loss_cached(r: Result, b: Result, metric: str) -> Estimate | None:
-    """Intervals are resampled once per (Result, baseline, metric) in a process: the views all read them."""
-    k = (id(r), id(b), metric)
+def _loss_cached(r: Result, b: Result, metric: str, confidence: float | None = None) -> Estimate | None:
+    """Intervals are resampled once per (Result, baseline, metric, level) in a process: the views all read them."""
+    k = (id(r), id(b), metric, confidence)
     if k not in _LOSSES:
         _HELD[id(r)], _HELD[id(b)] = r, b
-        _LOSSES[k] = _loss(r, b, metric)
+        _LOSSES[k] = _loss(r, b, metric, confidence)
     return _LOSSES[k]
 
 
@@ -171,46 +180,62 @@ def uid(r: Result) -> str:
     return f"{r.run}/{r.key}/{r.device_kind}/{device_name(r)}/{r.created}"
 
 
-def _loss(r: Result, b: Result, metric: str) -> Estimate | None:
-    """Loss of ``metric`` in % of the baseline's, with its paired interval; None if not measured."""
+def _loss(r: Result, b: Result, metric: str, confidence: float | None = None) -> Estimate | None:
+    """Loss of ``metric`` in % of the baseline's, with its paired interval (95%, with a p-value; at
+    ``confidence`` without one when given); None if not measured."""
     pr, pb = r.per_query or {}, b.per_query or {}
+    level = {} if confidence is None else {"confidence": confidence, "with_p": False}
     if metric in RETRIEVAL_KEYS:
         if metric in pr and metric in pb and pr.get("query_ids") == pb.get("query_ids"):
-            return relative_loss(pr[metric], pb[metric], "queries")
+            return relative_loss(pr[metric], pb[metric], "queries", **level)
     elif "pair_cosines" in pr and "pair_cosines" in pb and len(pr["pair_cosines"]) == len(pb["pair_cosines"]):
         return correlation_loss(pr["pair_cosines"], pb["pair_cosines"], pr["pair_gold"], pr.get("pair_docs"),
-                                kind=metric)
+                                kind=metric, **level)
     a, c = (r.quality or {}).get(metric), (b.quality or {}).get(metric)
     if a is None or not c:
         return None
     return Estimate(100.0 * (1 - a / c), None, None, None, "no per-query values: no interval")
 
 
-def quality_losses(r: Result, b: Result) -> dict[str, Estimate]:
-    """Per quality metric measured by both (recall@k left out on corpora of at most k documents)."""
+def quality_losses(r: Result, b: Result, keys=QUALITY_KEYS, confidence: float | None = None) -> dict[str, Estimate]:
+    """Per quality metric measured by both (recall@k left out on corpora of at most k documents); intervals at
+    ``confidence`` (no p-values) when given, else 95% with p-values."""
     out = {}
-    for k in QUALITY_KEYS:
+    for k in keys:
         if _saturated(k, r) or (r.quality or {}).get(k) is None or (b.quality or {}).get(k) is None:
             continue
-        e = _loss_cached(r, b, k)
+        e = _loss_cached(r, b, k, confidence)
         if e is not None:
             out[k] = e
     return out
 
 
-def worst(losses: dict[str, Estimate], keys) -> tuple[str | None, Estimate | None]:
+def worst(losses: dict[str, Estimate], keys, simultaneous_losses: dict[str, Estimate] | None = None
+          ) -> tuple[str | None, Estimate | None]:
     """The largest loss among ``keys`` (a gain on one metric never offsets a loss on another), and the metric.
 
-    Its interval runs from the largest lower bound to the largest upper bound of the metrics' intervals: the
-    worst loss can be no smaller than the surest loss and no larger than the largest plausible one."""
+    Its interval runs from the largest lower bound to the largest upper bound of the metrics' intervals (the
+    worst loss lies there whenever every interval covers). For that to be a 95% interval the metrics' intervals
+    must cover all at once: ``simultaneous_losses`` holds them at the Bonferroni level
+    (:func:`~bgeq_utils.core.uncertainty.simultaneous`: 98.75% each for four metrics); from 95% intervals the
+    result is said not to be simultaneous. The p-value is the worst metric's, Bonferroni-adjusted (x k): the
+    metric was chosen for being the worst."""
     have = [(k, losses[k]) for k in keys if k in losses]
     if not have:
         return None, None
+    n = len(have)
     k, e = max(have, key=lambda kv: kv[1].value)
+    p = None if e.p_value is None else min(1.0, n * e.p_value)
     if not all(x.has_interval for _, x in have):
-        return k, Estimate(e.value, None, None, None, "worst metric; a metric without an interval", e.p_value)
-    return k, Estimate(e.value, max(x.low for _, x in have), max(x.high for _, x in have), e.n,
-                       "worst loss over the metrics; interval from their intervals' largest bounds", e.p_value)
+        return k, Estimate(e.value, None, None, None, "worst metric; a metric without an interval", p)
+    sim = [(simultaneous_losses or {}).get(kk) for kk, _ in have]
+    if n > 1 and all(x is not None and x.has_interval for x in sim):
+        return k, Estimate(e.value, max(x.low for x in sim), max(x.high for x in sim), e.n,
+                           f"worst loss over {n} metrics; simultaneous 95% interval (each metric's at "
+                           f"{100 * simultaneous(n):.4g}%, Bonferroni); p Bonferroni-adjusted", p)
+    how = ("worst loss over the metrics; interval from their 95% intervals' largest bounds (not simultaneous)"
+           if n > 1 else "the one metric's loss")
+    return k, Estimate(e.value, max(x.low for _, x in have), max(x.high for _, x in have), e.n, how, p)
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -218,6 +243,8 @@ def _put(row: dict, name: str, e: Estimate | None, p: bool = False):
     row[name] = None if e is None else e.value
     row[f"{name}_lo"] = e.low if e is not None and e.has_interval else None
     row[f"{name}_hi"] = e.high if e is not None and e.has_interval else None
+    if e is not None and e.how:          # what the interval is (a range, exact, simultaneous): verdicts read it
+        row[f"{name}_how"] = e.how
     if p:
         row[f"{name}_p"] = None if e is None else e.p_value
 
@@ -229,9 +256,10 @@ def estimate(row, name: str) -> Estimate | None:
         return None
     lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
     ok = lo is not None and hi is not None and not (pd.isna(lo) or pd.isna(hi))
-    p = row.get(f"{name}_p")
+    p, how = row.get(f"{name}_p"), row.get(f"{name}_how")
     return Estimate(float(v), float(lo) if ok else None, float(hi) if ok else None,
-                    p_value=None if p is None or pd.isna(p) else float(p))
+                    p_value=None if p is None or pd.isna(p) else float(p),
+                    how=how if isinstance(how, str) else "")
 
 
 def _memory(r: Result, what: str) -> Estimate | None:
@@ -285,7 +313,7 @@ def measure(results, batch_size: int = 32, seq_len: int = 128) -> Measured:
         base = baseline_of(group)
         b, L = speed_cell(group, batch_size, seq_len)
         for r in group:
-            rows.append(_row(r, base, key, b, L))
+            rows.append(_row(r, base, key, b, L, runtime_baseline_of(r, group)))
             rows[-1]["speed_cell"] = f"{b}x{L}"
             rows[-1]["uid"] += f"#{len(rows)}"          # unique within this table even for twin records
             by_uid[rows[-1]["uid"]] = r
@@ -299,7 +327,7 @@ def measure(results, batch_size: int = 32, seq_len: int = 128) -> Measured:
     return Measured(df, by_uid, batch_size, seq_len)
 
 
-def _row(r: Result, base: Result | None, key: tuple, b: int, L: int) -> dict:
+def _row(r: Result, base: Result | None, key: tuple, b: int, L: int, rbase: Result | None = None) -> dict:
     row = {"uid": uid(r), "group": group_label(key), "run": r.run, "model": model_name(r),
            "weights": r.model.get("weights", "?"), "dataset": dataset_name(r), "device": r.device_kind,
            "device_name": device_name(r), "method": r.method, "label": r.label, "key": r.key,
@@ -318,15 +346,22 @@ def _row(r: Result, base: Result | None, key: tuple, b: int, L: int) -> dict:
     row["param_mb"] = size["param_bytes"] / MB if size.get("param_bytes") else None
     row["size_ratio"] = size["disk_bytes"] / bsize["disk_bytes"] if size.get("disk_bytes") and \
         bsize.get("disk_bytes") else None
+    rsize = (rbase.size or {}) if rbase is not None else {}
+    row["runtime_fp32"] = rbase.method if rbase is not None else None
+    row["size_ratio_runtime"] = size["disk_bytes"] / rsize["disk_bytes"] if size.get("disk_bytes") and \
+        rsize.get("disk_bytes") else None
     mem, res = _memory(r, "peak"), _memory(r, "resident")
     _put(row, "memory_mb", mem)
     _put(row, "resident_mb", res)
+    mb = (r.memory or {}).get("batch_size")
+    row["memory_batch"] = f"{mb}x{(r.memory or {}).get('seq_len', '?')}" if mb else None
     if mem is not None and res is not None:
-        act = Estimate(mem.value - res.value, mem.low - res.high if mem.has_interval and res.has_interval else None,
-                       mem.high - res.low if mem.has_interval and res.has_interval else None)
-        _put(row, "activation_mb", act)
-    bmem = _memory(base, "peak") if base is not None else None
-    _put(row, "memory_ratio", ratio_of(mem, bmem) if mem is not None and bmem is not None else None)
+        _put(row, "activation_mb", difference(mem, res))
+    for col, what in (("memory_ratio", "peak"), ("resident_ratio", "resident")):
+        mine = mem if what == "peak" else res
+        for suffix, b0 in (("", base), ("_runtime", rbase)):
+            other = _memory(b0, what) if b0 is not None else None
+            _put(row, col + suffix, ratio_of(mine, other) if mine is not None and other is not None else None)
     s = r.speed_at(b, L) or {}
     w = (r.extra or {}).get("window") or {}
     if s and w:
@@ -357,14 +392,24 @@ def _row(r: Result, base: Result | None, key: tuple, b: int, L: int) -> dict:
         losses = quality_losses(r, base)
         for k, e in losses.items():
             _put(row, f"loss:{k}", e, p=True)
-        k, e = worst(losses, HEADLINE_KEYS)
+        k, e = worst(losses, HEADLINE_KEYS, _simultaneous(r, base, losses, HEADLINE_KEYS))
         _put(row, "quality_loss_pct", e, p=True)
         row["quality_loss_metric"] = k
         _put(row, "quality_pct", None if e is None else Estimate(
-            100 - e.value, 100 - e.high if e.has_interval else None, 100 - e.low if e.has_interval else None))
-        k2, e2 = worst(losses, RETRIEVAL_DEGRADATION_KEYS)
+            100 - e.value, 100 - e.high if e.has_interval else None, 100 - e.low if e.has_interval else None,
+            e.n, e.how, e.p_value))
+        k2, e2 = worst(losses, RETRIEVAL_DEGRADATION_KEYS,
+                       _simultaneous(r, base, losses, RETRIEVAL_DEGRADATION_KEYS))
         _put(row, "retrieval_degradation_pct", e2, p=True)
     return row
+
+
+def _simultaneous(r: Result, base: Result, losses: dict, keys) -> dict[str, Estimate]:
+    """The metrics' losses at the Bonferroni level for a simultaneous interval of their worst (see :func:`worst`)."""
+    have = [k for k in keys if k in losses]
+    if len(have) < 2:
+        return {}
+    return quality_losses(r, base, have, confidence=simultaneous(len(have)))
 
 
 def _add_proxy_quality(df: pd.DataFrame) -> None:

@@ -28,6 +28,9 @@ WINNER = {"speed": "the fastest", "memory": "the one with the least inference me
           "quality": "the one with the smallest quality loss"}
 #: the column each objective ranks by, and whether lower is better
 RANK_COLUMN = {"speed": ("speed_vs_eager", False), "memory": ("memory_mb", True), "quality": ("quality_loss_pct", True)}
+#: printed wherever fidelity on random weights stands in for quality
+RANDOM_WEIGHTS_CAVEAT = ("random weights lack the outlier activations that make INT8 and 4-bit hard on the real model: "
+                         "fidelity on them flatters quantization; judge quality on pretrained weights")
 
 
 @dataclass
@@ -214,13 +217,19 @@ def recommend(m: Measured, device: str = "cpu", memory_budget_mb: float | None =
               max_quality_loss_pct: float = 1.0, min_speedup: float = 1.0, objective: str = "speed",
               min_cos: float = 0.99, group: str | None = None) -> Recommendation:
     """The method to run on ``device`` under the constraints, best by ``objective`` (see OBJECTIVES), within
-    one group (``group``, else the first of :func:`groups_on`: the target model's, pretrained first)."""
+    one group (``group``, else the first of :func:`groups_on`: the target model's, pretrained first).
+
+    ``min_cos``: in a group without quality (random weights, texts without labels), the least mean cosine to
+    the group's own FP32 a method needs, standing in for the quality tolerance. No claim of the guide states
+    it; the evidence names it, and on random weights a caveat says how little it shows."""
     device = vocab.device_kind(device)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r}: use one of {sorted(OBJECTIVES)}")
     if max_quality_loss_pct < 0:
         raise ValueError("max_quality_loss_pct must be >= 0 (a loss in percent of FP32's quality)")
-    constraints = {"objective": objective, "max_quality_loss_pct": max_quality_loss_pct,
+    if isinstance(min_cos, bool) or not isinstance(min_cos, (int, float)) or not -1 <= min_cos <= 1:
+        raise ValueError(f"min_cos={min_cos!r}: use a cosine between -1 and 1, e.g. 0.99")
+    constraints = {"objective": objective, "max_quality_loss_pct": max_quality_loss_pct, "min_cos": min_cos,
                    "memory_budget_mb": memory_budget_mb, "min_speedup": min_speedup,
                    "batch": f"{m.batch_size}x{m.seq_len}"}
     groups = groups_on(m, device)
@@ -253,6 +262,11 @@ def recommend(m: Measured, device: str = "cpu", memory_budget_mb: float | None =
     if windows:
         caveats.append(windows)
     evidence = _evidence(best, m)
+    if estimate(best, "quality_loss_pct") is None:
+        evidence["quality stand-in"] = (f"mean cosine to this group's FP32 >= min_cos = {min_cos:g} (a parameter, "
+                                        "stated by no claim)")
+        if best.get("weights") == "random":
+            caveats.append(f"fidelity stands in for quality (min_cos = {min_cos:g}): {RANDOM_WEIGHTS_CAVEAT}")
     n = len(ranked)
     basis = "measured quality" if estimate(best, "quality_loss_pct") is not None else \
         f"fidelity to this model's own FP32 (no quality in this group; mean cosine >= {min_cos:g} stands in)"

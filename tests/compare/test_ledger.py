@@ -94,10 +94,10 @@ def test_a_claim_whose_interval_straddles_its_bound_is_inconclusive(claims):
 
 def test_favourable_and_unfavourable_failures_are_told_apart(claims):
     rs = [fp32(), result("fp16", loss_pct=0.0, cos=0.99999, speed=(0.25, 0.24, 0.26)),
-          result("int8-dynamic-onnx", loss_pct=4.0, cos=(0.96, 0.955, 0.965), speed=(2.2, 2.1, 2.3))]
+          result("int8-dynamic-onnx", loss_pct=4.0, cos=(0.96, 0.955, 0.965), speed=(3.5, 3.3, 3.7))]
     df = ledger.check(measure(rs), claims)
-    q = by_id(df, "fp16-quality-pct")                # 100% kept vs 99.5-99.9: better than claimed
-    assert q["verdict"] == U.FAILS_BETTER
+    s = by_id(df, "int8-cpu-speed")                 # 3.5x [3.3, 3.7] vs 2-3x: better than claimed
+    assert s["verdict"] == U.FAILS_BETTER
     loss = by_id(df, "int8-quality-loss")            # 4% loss on every query vs at most 3%: worse
     assert loss["verdict"] == U.FAILS_WORSE
     cos = by_id(df, "int8-cos")
@@ -165,3 +165,86 @@ def test_quality_claims_on_unlabelled_texts_say_not_applicable(claims):
     df = ledger.check(measure([unlabelled("fp32"), unlabelled("fp16", cos=0.9999)]), claims)
     row = by_id(df, "fp16-quality-loss")
     assert row["verdict"] == U.NOT_MEASURED and "not applicable (no labels)" in row["detail"]
+
+
+def test_a_zero_width_interval_does_not_decide(claims):
+    """Identical per-query values give a degenerate bootstrap (zero width): shown as such, and not a verdict."""
+    df = ledger.check(measure([fp32(), result("fp16", loss_pct=0.0, cos=0.99999)]), claims)
+    q = by_id(df, "fp16-quality-pct")
+    assert q["verdict"] == U.INCONCLUSIVE and "zero-width" in q["per method"] + q["detail"]
+    assert "[0 width]" in q["measured"]
+
+
+def _int8_speeds(*speeds):
+    return [fp32(model=BGE, run="big")] + [
+        result(name, model=BGE, run="big", speed=s, cos=0.99)
+        for name, s in zip(("int8-dynamic-onnx", "int8-dynamic-torch", "int8-static-onnx"), speeds)]
+
+
+def test_holm_per_claim_on_a_constructed_ledger(claims):
+    """Three INT8 methods against "2-3x": one just above 3 (decides alone at 95%, p ~ 0.04), two straddling 3.
+    Over a family of three judgments Holm asks p <= 0.05/3 of the first: the claim is inconclusive, and says so."""
+    rs = _int8_speeds((3.2, 3.01, 3.39), (3.0, 2.8, 3.2), (3.0, 2.8, 3.2))
+    alone = by_id(ledger.check(measure(rs), claims, adjust=False), "int8-cpu-speed")
+    assert alone["verdict"] == U.FAILS_BETTER
+    df = ledger.check(measure(rs), claims)
+    row = by_id(df, "int8-cpu-speed")
+    assert row["verdict"] == U.INCONCLUSIVE and row["verdict at 95% alone"] == U.FAILS_BETTER
+    assert row["judgments"] == 3 and "not after Holm" in row["detail"] and "made 1 inconclusive" in row["detail"]
+    assert "Holm" in df.attrs["multiplicity"] and "int8-cpu-speed" in df.attrs["multiplicity"]
+    assert "Holm" in ledger.tally_text(df)
+    # a clear decision survives the adjustment
+    clear = by_id(ledger.check(measure(_int8_speeds((5.0, 4.8, 5.2), (3.0, 2.8, 3.2))), claims), "int8-cpu-speed")
+    assert clear["verdict"] == U.FAILS_BETTER
+
+
+def _memory(peak, resident, batch=32):
+    return {"peak": U.spread(peak).to_dict(), "resident": U.spread(resident).to_dict(), "batch_size": batch,
+            "seq_len": 128}
+
+
+def test_memory_claims_are_read_at_peak_and_resident_with_the_definition_named(claims):
+    """The guide's "INT8 ~0.4-0.5 GB" is weights plus a small batch's activations: at the run's batch of 32 the
+    peak (655 MB) is above it, resident (432 MB) inside; both readings are shown, each naming its figure."""
+    rs = [fp32(model=BGE, run="big", loss_pct=None),
+          result("int8-bnb", model=BGE, run="big", cos=0.99, speed=(1.0, 0.9, 1.1))]
+    rs[0].memory = _memory([1500e6, 1510e6], [1340e6, 1342e6])
+    rs[1].memory = _memory([650e6, 660e6], [430e6, 434e6])
+    df = ledger.check(measure(rs), claims)
+    peak, resident = by_id(df, "int8-memory-gb"), by_id(df, "int8-memory-gb@resident")
+    assert peak["verdict"] == U.FAILS_WORSE and "batch 32x128" in peak["per method"]
+    assert resident["verdict"] == U.HOLDS
+    assert "peak" in peak["definition"] and "resident" in resident["definition"]
+    assert "range" in peak["measured"]
+
+
+def test_size_claims_are_read_on_every_model_once_per_model(claims):
+    """Static vs dynamic INT8 on disk: bge-large measured only dynamic, the small model both, on two devices.
+    The relation is read on the small model, once (size does not depend on the device), labelled by model."""
+    mini = [fp32(), result("int8-static-onnx", disk_mb=23.0, cos=0.99), result("int8-dynamic-onnx", disk_mb=25.0,
+                                                                              cos=0.99)]
+    gpu = [fp32(device="cuda", run="gpu"), result("int8-static-onnx", disk_mb=23.0, cos=0.99, device="cuda",
+                                                  run="gpu"),
+           result("int8-dynamic-onnx", disk_mb=25.0, cos=0.99, device="cuda", run="gpu")]
+    big = [fp32(model=BGE, run="big", disk_mb=1342, loss_pct=None),
+           result("int8-dynamic-onnx", model=BGE, run="big", disk_mb=360, cos=0.99)]
+    df = ledger.check(measure(mini + gpu + big), claims)
+    rel = by_id(df, "int8-static-smaller-size")
+    assert rel["verdict"] == U.HOLDS and rel["holds for"] == "1/1 pairs"
+    assert "all-MiniLM-L6-v2" in rel["model"]
+    ratio = by_id(df, "int8-size-ratio")
+    assert ratio["judgments"] == 3          # two on the small model, one on bge-large: each read once
+    assert "bge-large-en-v1.5" in ratio["per method"] and "all-MiniLM-L6-v2" in ratio["per method"]
+
+
+def test_memory_and_size_ratios_are_also_read_over_the_same_runtime_fp32(claims):
+    rs = [fp32(model=BGE, run="big", disk_mb=1342, mem_mb=1500, loss_pct=None),
+          result("fp32-onnx", "fp32", model=BGE, run="big", runtime="onnxruntime", disk_mb=1340, mem_mb=1200,
+                 cos=1.0),
+          result("int8-dynamic-onnx", model=BGE, run="big", runtime="onnxruntime", disk_mb=340, mem_mb=300,
+                 cos=0.99)]
+    df = ledger.check(measure(rs), claims)
+    eager, same = by_id(df, "int8-memory-ratio"), by_id(df, "int8-memory-ratio@runtime")
+    assert same["baseline"] == "FP32 in the same runtime" and eager["baseline"] == "eager PyTorch FP32"
+    assert "0.25x" in same["measured"] and "0.20x" in eager["measured"]
+    assert by_id(df, "int8-size-ratio@runtime")["baseline"] == "FP32 in the same runtime"
