@@ -53,11 +53,13 @@ class Comparison:
 
 def compute(results, sources=(), device: str = "cpu", memory_budget_mb: float | None = None,
             max_quality_loss_pct: float = 1.0, min_speedup: float = 1.0, objective: str = "speed",
-            batch_size: int = 32, seq_len: int = 128, claims=None, storage=None) -> Comparison:
-    """The comparison of ``results``; ``storage``: notebook 08's records (by default those of the Results' runs)."""
+            batch_size: int = 32, seq_len: int = 128, claims=None, storage=None, min_cos: float = 0.99) -> Comparison:
+    """The comparison of ``results``; ``storage``: notebook 08's records (by default those of the Results' runs);
+    ``min_cos``: the fidelity that stands in for quality in groups without it (see :func:`recommend`)."""
     m = measure(results, batch_size, seq_len)
     params = {"device": device, "memory_budget_mb": memory_budget_mb, "max_quality_loss_pct": max_quality_loss_pct,
-              "min_speedup": min_speedup, "objective": objective, "batch_size": batch_size, "seq_len": seq_len}
+              "min_speedup": min_speedup, "objective": objective, "min_cos": min_cos, "batch_size": batch_size,
+              "seq_len": seq_len}
     cmp = Comparison(m, list(sources), params, primary_device=device)
     cmp.ledger = ledger_mod.check(m, claims)
     devices = [device] + [d for d in ("cpu", "cuda") if d != device]
@@ -65,7 +67,7 @@ def compute(results, sources=(), device: str = "cpu", memory_budget_mb: float | 
         for g in groups_on(m, d):
             cmp.recommendations[g] = recommend(m, device=d, group=g, memory_budget_mb=memory_budget_mb,
                                                max_quality_loss_pct=max_quality_loss_pct, min_speedup=min_speedup,
-                                               objective=objective)
+                                               objective=objective, min_cos=min_cos)
     cmp.not_encoded = ledger_mod.not_encoded()
     cmp.storage = list(embedding_storage.records_for(cmp.results) if storage is None else storage)
     t = m.table
@@ -138,7 +140,15 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-LEDGER_COLUMNS = ["id", "precision", "claim", "expected", "baseline", "verdict", "holds for", "detail"]
+LEDGER_COLUMNS = ["id", "precision", "claim", "expected", "baseline", "definition", "verdict", "holds for", "detail"]
+
+
+def guide_tables(m: Measured) -> list[tuple[str, pd.DataFrame]]:
+    """The guide's table, measured, once per group: (the group, its rows without the group column)."""
+    gt = tables.guide_table(m)
+    if gt.empty or "group" not in gt:
+        return [("", gt)] if not gt.empty else []
+    return [(g, sub.drop(columns="group").reset_index(drop=True)) for g, sub in gt.groupby("group", sort=False)]
 
 
 def to_markdown(cmp: Comparison) -> str:
@@ -151,8 +161,10 @@ def to_markdown(cmp: Comparison) -> str:
         out += [f"### {g}", "", rec.to_markdown(), ""]
     out += [f"### {d}\n\nNot measured: {why}\n" for d, why in cmp.unmeasured.items()]
     gt = tables.guide_table(cmp.measured)
-    out += ["## The guide's table, measured", "", gt.attrs.get("note", ""), "", markdown_table(gt), "",
-            "## Claims ledger", "", ledger_mod.tally_text(cmp.ledger), "",
+    out += ["## The guide's table, measured", "", gt.attrs.get("note", ""), ""]
+    for g, sub in guide_tables(cmp.measured):
+        out += [f"### {g}", "", markdown_table(sub), ""]
+    out += ["## Claims ledger", "", ledger_mod.tally_text(cmp.ledger), "",
             markdown_table(cmp.ledger[LEDGER_COLUMNS] if not cmp.ledger.empty else cmp.ledger), ""]
     title, note, st = embedding_storage.section(cmp.storage)
     out += [f"## {title}", "", note, ""] + ([markdown_table(st), ""] if st is not None else [])
@@ -234,11 +246,20 @@ def _ledger_html(df: pd.DataFrame) -> str:
     for _, r in df.iterrows():
         cls = "".join(ch if ch.isalnum() else "-" for ch in str(r["verdict"])).strip("-").replace("--", "-")
         values.append(["" if _blank(r.get(c)) else r.get(c) for c in cols])
-        cells = "".join(f"<td class='{_esc(c)}'>{_esc(v).replace('/', '/<wbr>')}</td>"   # bf16/fp16/... wraps
-                        for c, v in zip(cols, values[-1]))
+        folded = str(r.get("holds for") or "").endswith("pairs") and not _blank(r.get("summary"))
+        cells = "".join(f"<td class='{_esc(c)}'>{_ledger_cell(c, v, r, folded)}</td>" for c, v in zip(cols, values[-1]))
         rows.append(f"<tr class='{_esc(cls)}'>{cells}</tr>")
     return _scroll(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
                    _min_width_ch(cols, values))
+
+
+def _ledger_cell(col: str, v, row, folded: bool) -> str:
+    """A ledger cell; a relation claim's pair-by-pair evidence folded behind a one-line summary."""
+    if folded and col == "measured" and v:
+        pairs = str(v).split("; ")
+        return (f"<details><summary>{_esc(row['summary'])} ({len(pairs)} pairs)</summary><ul>"
+                + "".join(f"<li>{_esc(p)}</li>" for p in pairs) + "</ul></details>")
+    return _esc(v).replace("/", "/<wbr>")          # bf16/fp16/... wraps
 
 
 def _rec_html(rec: Recommendation) -> str:
@@ -307,9 +328,9 @@ def to_html(cmp: Comparison, figures: dict[str, Path] | None = None) -> str:
     for d, why in cmp.unmeasured.items():
         body.append(f"<h3>{_esc(d)}</h3><p class='note'>Not measured: {_esc(why)}</p>")
     gt = tables.guide_table(m)
-    body += ["<h2>The guide's comparison table, measured</h2>", f"<p class='note'>{_esc(gt.attrs.get('note', ''))}</p>",
-             _df_html(gt),
-             "<h2>Claims ledger</h2>", f"<p><b>{_esc(ledger_mod.tally_text(cmp.ledger))}</b></p>",
+    body += ["<h2>The guide's comparison table, measured</h2>", f"<p class='note'>{_esc(gt.attrs.get('note', ''))}</p>"]
+    body += [f"<h3>{_esc(g)}</h3>" + _df_html(sub) for g, sub in guide_tables(m)] or [_df_html(gt)]
+    body += ["<h2>Claims ledger</h2>", f"<p><b>{_esc(ledger_mod.tally_text(cmp.ledger))}</b></p>",
              "<details><summary>How claims are checked</summary><p class='note'>"
              + _esc(cmp.ledger.attrs.get("rules", "")).replace("\n", "<br>") + "</p></details>",
              _ledger_html(cmp.ledger)]

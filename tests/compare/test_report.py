@@ -134,3 +134,18 @@ class _Collect(HTMLParser):
 
     def handle_data(self, data):
         self.text.append(data)
+
+
+def test_guide_table_once_per_group_and_relation_evidence_folded(result_set):
+    """The guide's table under one heading per group (the group's name not repeated in every row); a relation
+    claim's pairs folded behind its verdict and a one-line summary; the ledger header states the policy."""
+    extra = [result("int8-static-onnx", run="small", disk_mb=28, mem_mb=(150, 149, 151), cos=0.99, loss_pct=0.6),
+             result("int8-dynamic-onnx", run="small", disk_mb=33, mem_mb=(165, 163, 167), cos=0.99, loss_pct=0.3)]
+    cmp = report.compute(result_set + extra, min_cos=0.98)
+    html = report.to_html(cmp)
+    groups = [g for g, _ in report.guide_tables(cmp.measured)]
+    assert groups and all(html.count(f"<h3>{g}</h3>".replace("'", "&#x27;")) >= 1 for g in groups)
+    assert all("group" not in sub.columns for _, sub in report.guide_tables(cmp.measured))
+    assert "(random weights) (random)" not in html
+    assert "<details><summary>" in html and " pairs)</summary><ul><li>" in html
+    assert "Holm" in html and "min_cos=0.98" in html
