@@ -232,10 +232,21 @@ def _token_lengths(reference, texts: list[str]) -> dict:
             "tokens max": int(n.max()), "longer than max_seq_length": int((n > reference.max_seq_length).sum())}
 
 
+def machine_of(device: str) -> dict:
+    """The machine a timing or memory figure belongs to: CPU model, core count and the threads the runtimes
+    use; on CUDA the GPU's name too. Part of every Result's key, so that the same run on another host (a sweep
+    across machines) neither reuses nor replaces figures taken here."""
+    d = env.describe(device)
+    out = {"cpu": d.get("cpu_model"), "cores": d.get("cpu_count"), "threads": env.default_threads()}
+    if vocab.device_kind(device) == "cuda":
+        out["gpu"] = d.get("gpu_name")
+    return out
+
+
 def settings_of(reference, evalset, device: str, calibration, cfg: BenchConfig, with_fidelity: bool) -> dict:
     return {"model": reference.model_id, "weights": reference.weights, "dataset": dataset_id(evalset),
-            "device": vocab.device_kind(device), "calibration": calibration_id(calibration),
-            "fidelity": with_fidelity, "bench": cfg.settings()}
+            "device": vocab.device_kind(device), "machine": machine_of(device),
+            "calibration": calibration_id(calibration), "fidelity": with_fidelity, "bench": cfg.settings()}
 
 
 # --- baselines timed beside each method ------------------------------------------------------------
@@ -523,11 +534,12 @@ def run_methods(jobs: list[dict], reference, evalset=None, *, run: str = "defaul
 
 def _reusable(method: str, reference, evalset, *, run: str, device: str, calibration, options, label,
               bench_config, with_fidelity: bool, verbose: bool) -> Result | None:
-    """The Result this run already holds for exactly this configuration, if it is ok."""
+    """The Result this run already holds for exactly this configuration on this machine, if it is ok (the key
+    hashes the machine; a record whose settings name another machine is not reused even so)."""
     probe = new_result(method, reference, evalset, run=run, device=device, calibration=calibration,
                        options=options, label=label, bench_config=bench_config, with_fidelity=with_fidelity)
     old = results.find(run, probe.key, probe.device_kind)
-    if old is not None and old.status == "ok":
+    if old is not None and old.status == "ok" and (old.settings or {}).get("machine") == probe.settings["machine"]:
         if verbose:
             print(f"{old.label} on {old.device_kind}: reusing Result {old.key} of run {run!r} ({old.created})")
         return old

@@ -250,3 +250,35 @@ def test_calibration_is_no_setting_of_a_method_that_does_not_use_it(reference, l
 def test_notebook_parameters_are_checked_with_their_names(call, message):
     with pytest.raises((ValueError, methods.UnknownOptionError), match=message):
         call()
+
+
+def test_a_result_from_another_machine_is_neither_reused_nor_replaced(reference, lee_small, tiny_bench, monkeypatch):
+    """The key hashes the machine (CPU model, cores, threads; GPU name on CUDA): the same run measured on another
+    host is filed under its own key, is not reused here, and a Result measured here does not overwrite it."""
+    def elsewhere(device):
+        return {"cpu": "Other CPU 9000", "cores": 96, "threads": 96}
+
+    here = pipeline.machine_of("cpu")
+    assert {"cpu", "cores", "threads"} <= set(here)
+    with monkeypatch.context() as mp:
+        mp.setattr(pipeline, "machine_of", elsewhere)
+        theirs = pipeline.new_result("fp32", reference, lee_small, run="pytest-machines", bench_config=tiny_bench)
+    results.save(theirs)
+    mine = pipeline.new_result("fp32", reference, lee_small, run="pytest-machines", bench_config=tiny_bench)
+    assert mine.key != theirs.key and mine.settings["machine"] == here
+    assert pipeline._reusable("fp32", reference, lee_small, run="pytest-machines", device="cpu", calibration=None,
+                              options=None, label=None, bench_config=tiny_bench, with_fidelity=True,
+                              verbose=False) is None
+    # a record under this machine's key whose settings name another machine (edited, or written by an older bgeq)
+    forged = results.Result(**{**mine.to_dict(), "settings": {**mine.settings, "machine": elsewhere("cpu")}})
+    results.write_json(forged.to_dict(), results.paths.results_dir("pytest-machines")
+                       / results.file_name(mine))
+    assert pipeline._reusable("fp32", reference, lee_small, run="pytest-machines", device="cpu", calibration=None,
+                              options=None, label=None, bench_config=tiny_bench, with_fidelity=True,
+                              verbose=False) is None
+    results.save(mine)
+    kept = {r.key for r in results.load_run("pytest-machines")}
+    assert {theirs.key, mine.key} <= kept                                     # neither replaced the other
+    assert pipeline._reusable("fp32", reference, lee_small, run="pytest-machines", device="cpu", calibration=None,
+                              options=None, label=None, bench_config=tiny_bench, with_fidelity=True,
+                              verbose=False).key == mine.key
