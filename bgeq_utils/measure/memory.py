@@ -70,11 +70,14 @@ def measure_memory(method: str, reference_spec: dict, device: str = "cpu", optio
             **beside}
 
 
-def measure_memory_many(jobs: list[dict], workers: int = MEMORY_WORKERS, progress: bool = True) -> list:
+def measure_memory_many(jobs: list[dict], workers: int | None = None, progress: bool = True) -> list:
     """:func:`measure_memory` for several methods (each job: its keyword arguments), ``workers`` fresh processes
-    at a time. Returns each job's memory dict, or the exception that ended it, in order."""
+    at a time (default :data:`MEMORY_WORKERS`; give 1 on CUDA, where a driver that lists no per-process memory
+    leaves only the device's, which two processes would share). Returns each job's memory dict, or the
+    exception that ended it, in order."""
     from concurrent.futures import ThreadPoolExecutor
 
+    workers = workers or MEMORY_WORKERS
     if not jobs:
         return []
 

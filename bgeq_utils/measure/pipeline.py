@@ -514,7 +514,8 @@ def run_methods(jobs: list[dict], reference, evalset=None, *, run: str = "defaul
         measured = measure_memory_many(
             [dict(method=j.res.method, reference_spec=reference.spec(), device=device, options=j.res.options,
                   calibration=j.calibration, batch_size=j.cfg.memory_batch, seq_len=j.cfg.memory_seq,
-                  repeats=j.cfg.memory_repeats) for j in todo], progress=progress)
+                  repeats=j.cfg.memory_repeats) for j in todo], progress=progress,
+            workers=1 if vocab.device_kind(device) == "cuda" else None)
     for j, mem in zip(todo, measured):
         if isinstance(mem, Exception):
             _record_error(j.res, mem)
