@@ -263,9 +263,17 @@ def estimate(row, name: str) -> Estimate | None:
 
 
 def _memory(r: Result, what: str) -> Estimate | None:
+    """A memory figure in MB. Bytes the CUDA allocator handed out are counted, not sampled: where every process
+    counted the same bytes the figure is exact (it may decide a verdict); anything else keeps its interval."""
     m = (r.memory or {}).get(what)
     e = Estimate.from_dict(m) if isinstance(m, dict) else None
-    return None if e is None else e.scaled(1 / MB)
+    if e is None:
+        return None
+    counted = "allocated" in str(m.get("what", "")) or (what == "resident" and "allocated" in str(
+        ((r.memory or {}).get("peak") or {}).get("what", "")))
+    if counted and (e.n or 0) >= 2 and e.zero_width:
+        e = Estimate.exact(e.value, f"exact: CUDA bytes allocated, the same in all {e.n} processes")
+    return e.scaled(1 / MB)
 
 
 def _speed(r: Result, b: int, L: int, role: str) -> tuple[Estimate | None, str | None]:

@@ -189,3 +189,16 @@ def test_the_fidelity_threshold_for_groups_without_quality_is_a_named_parameter(
     assert recommend.recommend(m, min_cos=0.98).choice == "int8-dynamic-onnx"
     with pytest.raises(ValueError, match="min_cos"):
         recommend.recommend(m, min_cos=2)
+
+
+def test_cuda_bytes_allocated_alike_in_every_process_are_exact_and_an_rss_range_is_not():
+    from bgeq_utils.core import uncertainty as U
+    gpu = result("int8-dynamic-torch", model=BGE, run="gpu", device="cuda", cos=0.99)
+    cpu = result("int8-dynamic-torch", model=BGE, run="big", cos=0.99)
+    gpu.memory = {"peak": U.spread([719e6, 719e6]).to_dict() | {"what": "peak CUDA memory allocated"},
+                  "resident": U.spread([433e6, 433e6]).to_dict(), "batch_size": 32, "seq_len": 128}
+    cpu.memory = {"peak": U.spread([719e6, 719e6]).to_dict() | {"what": "peak RSS over the baseline process"},
+                  "resident": U.spread([433e6, 433e6]).to_dict(), "batch_size": 32, "seq_len": 128}
+    g, c = (_row(measure([r]), "int8-dynamic-torch", model="bge-large-en-v1.5") for r in (gpu, cpu))
+    assert estimate(g, "memory_mb").fmt(0) == "719 [exact]" and estimate(g, "resident_mb").fmt(0) == "433 [exact]"
+    assert estimate(c, "memory_mb").is_range and g["memory_batch"] == "32x128"
