@@ -394,8 +394,9 @@ def _prepare(method, reference, evalset, *, run, device, calibration, options, l
             res.timings["eval_s"] = time.perf_counter() - t0
             progress_events.event("fidelity", res.label, res.timings["eval_s"])
         if cfg.invariance:
-            res.fidelity["batch_invariance"] = corpus.batch_invariance(job.encoder, data_mod.sentence_texts(
-                corpus.INVARIANCE_BATCH))
+            with progress_events.phase("invariance", res.label):
+                res.fidelity["batch_invariance"] = corpus.batch_invariance(job.encoder, data_mod.sentence_texts(
+                    corpus.INVARIANCE_BATCH))
         if cfg.size:
             res.size = {"disk_bytes": job.encoder.size_on_disk()}
             try:
