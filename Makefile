@@ -14,7 +14,7 @@ ORT_GPU_SPEC ?= onnxruntime-gpu>=1.20
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup report-check run run-full run-bge-large-random run-bge-large bench lint test test-unit test-notebooks notebooks report clean-venv
+.PHONY: help setup report-check run run-full run-bge-large-random run-bge-large bench lint test test-unit test-notebooks notebooks report reference clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -51,8 +51,9 @@ run-bge-large: $(STAMP) ## the real BAAI/bge-large-en-v1.5 on BEIR scifact (need
 bench: $(STAMP) ## speed suite: every method side by side on the bge-large preset (prints figures)
 	$(PY) -m bgeq_utils.cli.benchmark $(BENCH_ARGS)
 
-lint: $(STAMP) ## ruff on the package, scripts and tests (pyproject.toml holds its settings)
+lint: $(STAMP) ## ruff on the package, scripts and tests, and the layering contract (both set in pyproject.toml)
 	$(PY) -m ruff check bgeq_utils scripts tests conftest.py
+	$(VENV)/bin/lint-imports --no-cache
 
 NBVAL := -m pytest -q --nbval-lax --sanitize-with tests/notebooks/nbval_sanitize.cfg -p no:cacheprovider notebooks \
 	tests/notebooks/check_values.py
@@ -73,6 +74,9 @@ notebooks: $(STAMP) ## re-execute the committed notebooks in place (default prof
 RUN ?= default
 report-check: $(STAMP) ## open outputs/$(RUN)/report.html in headless Chromium at 1400 and 400 px: fails if it scrolls sideways; screenshots
 	$(PY) scripts/report_check.py --run $(RUN)
+
+reference: $(STAMP) ## after make run: copy its Results, report, ledger and comparison into outputs/reference/ (committed)
+	$(PY) scripts/ship_reference.py
 
 report: $(STAMP) ## rebuild only the comparison and report.html of the main job (outputs/default/report.html)
 	$(PY) -m bgeq_utils.cli.runner --profile $(PROFILES) --notebooks 09

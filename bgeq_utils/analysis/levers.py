@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bgeq_utils.compare.measured import estimate
 from bgeq_utils.core import vocab
+from bgeq_utils.core.uncertainty import from_row as estimate
 from bgeq_utils.core.uncertainty import ratio_of
 
 #: the quality bar of a lever: fidelity, nDCG@10 point loss, and no significant loss (paired CI includes 0)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-FP16_MAX = 65504.0
+from bgeq_utils.core import vocab
+
+FP16_MAX = vocab.FP16_MAX
 
 # (path inside one encoder layer, "in" = the module's first input / "out" = its output, site label)
 LAYER_SITES = (

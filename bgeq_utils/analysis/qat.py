@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bgeq_utils.compare.measured import estimate
 from bgeq_utils.core.uncertainty import Estimate, ratio_of
+from bgeq_utils.core.uncertainty import from_row as estimate
 
 TRAINING_FIGURES = {
     "loss_first_third": "loss, mean of the first third of the steps",

@@ -17,7 +17,7 @@ from bgeq_utils import methods
 from bgeq_utils.compare import measure, tables
 from bgeq_utils.core import env
 from bgeq_utils.inputs import data, models
-from bgeq_utils.measure import corpus, pipeline, speed
+from bgeq_utils.measure import pipeline, speed
 
 DEFAULT_METHODS = ["fp32", "fp32-st", "fp32-onnx", "fp32-openvino", "fp32-inductor", "bf16", "fp16",
                    "int8-dynamic-torch", "int8-static-torch", "int8-dynamic-onnx", "int8-static-onnx",
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     if a.corpus:
         texts = corpus_texts(a.corpus, a.corpus_texts)
         budget = pipeline.BenchConfig(seconds=a.seconds, min_repeats=a.min_repeats).budget()
-        rec = corpus.measure_corpus(ref, a.corpus_methods, texts, a.corpus, a.run, device=a.device,
+        rec = pipeline.measure_corpus(ref, a.corpus_methods, texts, a.corpus, a.run, device=a.device,
                                     batch_size=a.corpus_batch_size, max_length=a.corpus_max_length, budget=budget,
                                     calibration=a.calibration)
         df = tables.corpus_throughput(rec)

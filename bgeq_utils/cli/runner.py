@@ -9,96 +9,31 @@ import argparse
 import functools
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import yaml
 
 from bgeq_utils.core import paths
-
-
-class ProfileError(ValueError):
-    """A parameter profile that cannot be used: the message names the file, the line and the fix."""
-
-
-PROFILE_KEYS = ("run", "parameters", "per_notebook", "notebooks", "comparison")
-#: the step that times every method of a profile's ``comparison`` list in one window, before its notebooks
-WINDOW_STEP = "comparison-window"
-
-
-def known_notebooks() -> list[str]:
-    return sorted(x.stem for x in paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-
-
-def load_profile(name_or_path: str) -> dict:
-    p = Path(name_or_path)
-    if not p.is_file():
-        p = paths.PARAMS / f"{name_or_path}.yaml"
-    if not p.is_file():
-        known = sorted(x.stem for x in paths.PARAMS.glob("*.yaml"))
-        raise FileNotFoundError(f"no parameter profile {name_or_path!r}; known profiles: {known} (in {paths.PARAMS})")
-    try:
-        prof = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ProfileError(f"{p}{where}: not valid YAML ({getattr(e, 'problem', None) or e}); a profile is a "
-                           f"mapping with {', '.join(PROFILE_KEYS)}") from None
-    prof = {} if prof is None else prof
-    if not isinstance(prof, dict):
-        raise ProfileError(f"{p}: a profile is a mapping with keys {', '.join(PROFILE_KEYS)}, not a "
-                           f"{type(prof).__name__}")
-    unknown = sorted(set(prof) - set(PROFILE_KEYS))
-    if unknown:
-        raise ProfileError(f"{p}: unknown keys {unknown}; a profile has {', '.join(PROFILE_KEYS)}")
-    for key, kind in (("parameters", dict), ("per_notebook", dict), ("notebooks", list)):
-        if key in prof and not isinstance(prof[key], kind):
-            raise ProfileError(f"{p}: '{key}' must be a {'mapping' if kind is dict else 'list'}, not {prof[key]!r}")
-    prof.setdefault("run", p.stem)
-    prof["name"] = p.stem
-    prof.setdefault("parameters", {})
-    prof.setdefault("per_notebook", {})
-    prof.setdefault("notebooks", known_notebooks())
-    bad = [n for n in list(prof["notebooks"]) + list(prof["per_notebook"]) if n not in known_notebooks()]
-    if bad:
-        raise ProfileError(f"{p}: notebooks {bad} are not in notebooks/; known: {', '.join(known_notebooks())}")
-    if "comparison" in prof:
-        from bgeq_utils.measure import comparison_window
-        try:
-            prof["comparison"] = comparison_window.check_methods(prof["comparison"])
-        except (ValueError, KeyError) as e:
-            line = next((i + 1 for i, x in enumerate(p.read_text().splitlines()) if x.startswith("comparison:")), None)
-            raise ProfileError(f"{p}{f' line {line}' if line else ''}: comparison: {e}") from None
-    paths.check_run_name(str(prof["run"]))
-    return prof
-
+from bgeq_utils.runs.profiles import (  # noqa: F401  (the runner's names, as before)
+    PROFILE_KEYS,
+    REPORT_NOTEBOOKS,
+    WINDOW_STEP,
+    ProfileError,
+    check_overrides,
+    known_notebooks,
+    load_profile,
+    notebook_parameters,
+    to_html,
+)
+from bgeq_utils.runs.profiles import declared_parameters as _declared_parameters  # noqa: F401
 
 MARKER = "RUNNING"
-#: notebooks that read the Results of every run the profiles write (and write none): they run last, once, in
-#: this order; a kill there loses no Result, so no marker covers them
-REPORT_NOTEBOOKS = ("09_comparison", "10_export")
 
 
 def interrupted(run: str) -> str | None:
     """What a run that did not finish left behind (its marker file), or None."""
     m = paths.run_dir(run) / MARKER
     return m.read_text().strip() if m.is_file() else None
-
-
-def _declared_parameters(nb_path: Path) -> set[str]:
-    import papermill as pm
-    return set(pm.inspect_notebook(str(nb_path)))
-
-
-def to_html(nb_path: Path) -> Path:
-    import nbformat
-    from nbconvert import HTMLExporter
-    with warnings.catch_warnings():  # the recorded values (application/vnd.bgeq.values+json) have no HTML form
-        warnings.filterwarnings("ignore", message=".*is not able to be represented", category=UserWarning)
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(nb_path), as_version=4))
-    out = nb_path.with_suffix(".html")
-    out.write_text(body, encoding="utf8")
-    return out
 
 
 def plan(profiles: list[str], only: list[str] | None = None) -> list[tuple[dict, str]]:
@@ -245,6 +180,7 @@ def run_profile(profile: str | list[str], only: list[str] | None = None, overrid
     if "run" in overrides and len(profiles) > 1:
         raise ProfileError("-p run: several profiles write several runs; give the run name in each profile")
     steps = plan(profiles, only)
+    check_overrides(overrides, [n for _, n in steps if n != WINDOW_STEP])
     run_of = [paths.check_run_name(str(overrides.get("run", prof["run"]))) for prof, _ in steps]
     runs = list(dict.fromkeys(run_of))
     for run in runs:
@@ -262,9 +198,9 @@ def run_profile(profile: str | list[str], only: list[str] | None = None, overrid
         out_dir = paths.run_dir(run) / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
         marker = paths.run_dir(run) / MARKER
-        params = {**prof["parameters"], **prof["per_notebook"].get(name, {}), **overrides, "run": run}
-        if name != WINDOW_STEP:
-            params = {k: v for k, v in params.items() if k in _declared_parameters(paths.NOTEBOOKS / f"{name}.ipynb")}
+        layers = (prof["parameters"], prof["per_notebook"].get(name, {}), overrides, {"run": run})
+        params = notebook_parameters(layers, name) if name != WINDOW_STEP else \
+            {k: v for d in layers for k, v in d.items()}
         fp = fingerprint(name, {**params, "comparison": prof["comparison"]} if name == WINDOW_STEP else params,
                          source, runs if name in REPORT_NOTEBOOKS else None)
         entry = book[run].get(name, {})

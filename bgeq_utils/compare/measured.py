@@ -37,6 +37,7 @@ from bgeq_utils.core import paths, vocab
 from bgeq_utils.core import results as results_mod
 from bgeq_utils.core.results import Result
 from bgeq_utils.core.uncertainty import Estimate, correlation_loss, difference, ratio_of, relative_loss, simultaneous
+from bgeq_utils.core.uncertainty import from_row as estimate  # noqa: F401  (the table's columns read back)
 from bgeq_utils.measure.metrics import RETRIEVAL_KEYS
 from bgeq_utils.measure.pipeline import QUALITY_NOT_APPLICABLE
 
@@ -247,19 +248,6 @@ def _put(row: dict, name: str, e: Estimate | None, p: bool = False):
         row[f"{name}_how"] = e.how
     if p:
         row[f"{name}_p"] = None if e is None else e.p_value
-
-
-def estimate(row, name: str) -> Estimate | None:
-    """The Estimate of a column of the measured table (value with its interval when it has one)."""
-    v = row.get(name) if hasattr(row, "get") else row[name]
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return None
-    lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
-    ok = lo is not None and hi is not None and not (pd.isna(lo) or pd.isna(hi))
-    p, how = row.get(f"{name}_p"), row.get(f"{name}_how")
-    return Estimate(float(v), float(lo) if ok else None, float(hi) if ok else None,
-                    p_value=None if p is None or pd.isna(p) else float(p),
-                    how=how if isinstance(how, str) else "")
 
 
 def _memory(r: Result, what: str) -> Estimate | None:

@@ -449,7 +449,7 @@ def overflow_by_layer(table, env_label: str = ""):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from bgeq_utils.analysis.overflow import FP16_MAX
+    from bgeq_utils.core.vocab import FP16_MAX
     layers = table[table["layer"] >= 0]
     fig, ax = plt.subplots(figsize=(8, 4))
     sns.lineplot(layers, x="layer", y="max_abs", hue="site", marker="o", ax=ax)

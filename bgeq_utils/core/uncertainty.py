@@ -511,3 +511,27 @@ def combine(verdicts) -> str:
         if v in vs:
             return v
     return vs[0]
+
+
+def _missing(x) -> bool:
+    """None, NaN or pandas' NA (whose truth value is undefined)."""
+    if x is None:
+        return True
+    try:
+        return bool(x != x)
+    except TypeError:
+        return True
+
+
+def from_row(row, name: str) -> "Estimate | None":
+    """The Estimate a table row holds under ``name`` (``name``, ``name_lo``/``_hi``, ``_p``, ``_how`` columns):
+    the measured table's columns read back, by the comparison and by the studies that read it."""
+    v = row.get(name) if hasattr(row, "get") else row[name]
+    if _missing(v):
+        return None
+    lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
+    ok = lo is not None and hi is not None and not (_missing(lo) or _missing(hi))
+    p, how = row.get(f"{name}_p"), row.get(f"{name}_how")
+    return Estimate(float(v), float(lo) if ok else None, float(hi) if ok else None,
+                    p_value=None if p is None or _missing(p) else float(p),
+                    how=how if isinstance(how, str) else "")

@@ -4,6 +4,8 @@ from __future__ import annotations
 #: display order of precisions
 PRECISIONS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "nf4", "fp4")
 FOUR_BIT = ("int4", "nf4", "fp4")
+#: the largest finite FP16 value: activations beyond it overflow to inf
+FP16_MAX = 65504.0
 NOMINAL_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "int4": 4, "nf4": 4, "fp4": 4}
 
 

@@ -593,6 +593,29 @@ def build_configurations(reference, configurations, device: str = "cpu", calibra
     return encoders, precisions, skipped
 
 
+def measure_corpus(reference, method_names: list[str], texts: list[str], corpus_name: str, run: str,
+                   device: str = "cpu", batch_size: int = 32, max_length: int | None = None,
+                   budget: speed.Budget | None = None, calibration: int | None = None) -> dict:
+    """Build each method (its registry default), time whole passes over ``texts`` side by side (the first
+    method is the baseline of the ratios), save the record under ``outputs/<run>/corpus/`` and return it."""
+    budget = budget or speed.Budget()
+    paths.check_run_name(run)
+    if not method_names:
+        raise ValueError("corpus throughput needs at least one method")
+    encoders, _, skipped = build_configurations(reference, [(m, {}) for m in method_names], device,
+                                                calibration or DEFAULT_CALIBRATION)
+    rows = corpus.corpus_throughput(encoders, texts, batch_size, max_length, budget, corpus=corpus_name) \
+        if encoders else []
+    for e in encoders.values():
+        e.close()
+    record = {"run": run, "corpus": corpus_name, "model": reference.info(), "device": env.describe(device),
+              "batch_size": batch_size, "max_length": max_length or reference.max_seq_length,
+              "rows": rows, "skipped": skipped, "budget": vars(budget).copy()}
+    name = f"{results.safe_name(reference.model_id)[:80]}__{results.safe_name(corpus_name)[:80]}.json"
+    record["path"] = paths.shown(results.write_json(record, paths.run_dir(run) / "corpus" / name))
+    return record
+
+
 # --- what a method notebook measures against --------------------------------------------------------
 @dataclass
 class Study:

@@ -201,7 +201,7 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
     asymmetrically, 'performance' symmetrically. ``smooth_quant_alpha`` sets SmoothQuant's migration
     strength for MatMuls (None: NNCF's default, 0.95 for transformers; -1 turns it off);
     ``keep_fp32_layers`` leaves the k Linear layers that a per-layer sensitivity scan on the calibration
-    texts finds worst in FP32 (``analysis.sensitivity``; their names are recorded).
+    texts finds worst in FP32 (``methods.sensitivity``; their names are recorded).
     """
     _check_device(device)
     from bgeq_utils.methods.onnx import _check_calibration
@@ -257,7 +257,7 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
                     smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=float(smooth_quant_alpha)))
             kept = _most_sensitive(reference, texts, keep_fp32_layers)   # inside the build: a cache hit skips it
             if kept:
-                from bgeq_utils.analysis.sensitivity import graph_node
+                from bgeq_utils.methods.sensitivity import graph_node
                 extra["ignored_scope"] = nncf.IgnoredScope(names=[graph_node(n) for n in kept])
             q = nncf.quantize(model, nncf.Dataset(items), preset=presets[options["preset"]],
                               model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items),
@@ -282,7 +282,7 @@ def _most_sensitive(reference, texts: list[str], k: int) -> list[str]:
     """The k Linear layers a sensitivity scan on the calibration texts finds worst (none for k = 0)."""
     if not k:
         return []
-    from bgeq_utils.analysis import sensitivity
+    from bgeq_utils.methods import sensitivity
     scan = sensitivity.linear_sensitivity(reference.model, reference.tokenizer, texts, texts,
                                           max_length=min(sensitivity.SCAN_LENGTH, reference.max_seq_length))
     return sensitivity.most_sensitive(scan, k)

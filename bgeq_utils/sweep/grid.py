@@ -6,7 +6,7 @@ its notebooks write their Results there, so the comparison reads each model like
 In each run ``01_baseline_fp32`` goes first (it saves the FP32 embeddings the later notebooks reuse); the
 comparison ``09_comparison`` goes last, once, over every run of the sweep, into ``outputs/sweep-<name>/``.
 
-Errors name the file, the line and the fix, as :func:`bgeq_utils.cli.runner.load_profile` does for profiles.
+Errors name the file, the line and the fix, as :func:`bgeq_utils.runs.profile_files.load_profile` does for profiles.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from bgeq_utils.cli import runner
 from bgeq_utils.core import paths, results
+from bgeq_utils.runs import profiles as profile_files
 
 GRID_KEYS = ("name", "profiles", "models", "weights", "datasets", "devices", "notebooks", "parameters",
              "per_notebook", "timing", "threads", "task_timeout", "report", "html", "shard_size")
@@ -146,11 +146,11 @@ def _slug(text: str) -> str:
 @lru_cache(maxsize=None)
 def declared_parameters(notebook: str) -> frozenset:
     """The parameters a notebook declares in its ``parameters`` cell (as the runner reads them), read once."""
-    return frozenset(runner._declared_parameters(paths.NOTEBOOKS / f"{notebook}.ipynb"))
+    return frozenset(profile_files.declared_parameters(paths.NOTEBOOKS / f"{notebook}.ipynb"))
 
 
 def _notebook(r: _Reader, path: tuple, name) -> str:
-    known = runner.known_notebooks()
+    known = profile_files.known_notebooks()
     if isinstance(name, int) and not isinstance(name, bool):     # YAML reads 02 as the number 2
         name = f"{name:02d}"
     if name in known:
@@ -203,7 +203,7 @@ def load_grid(path: str | Path) -> Grid:
     devices = _devices(r, grid)
     notebooks = _notebooks(r, grid, profiles)
     in_sweep = {FIRST} | set(notebooks if notebooks is not None else
-                             [n for p in profiles for n in p["notebooks"] if n not in runner.REPORT_NOTEBOOKS])
+                             [n for p in profiles for n in p["notebooks"] if n not in profile_files.REPORT_NOTEBOOKS])
     if settings["report"]:
         in_sweep.add(REPORT)
     params, per_nb = _overrides(r, grid, in_sweep)
@@ -245,14 +245,12 @@ def load_grid(path: str | Path) -> Grid:
     for p in points:
         prof = p["profile"] or {"parameters": {}, "per_notebook": {}, "notebooks": []}
         nbs = notebooks if notebooks is not None else [n for n in prof["notebooks"] if n not in
-                                                        runner.REPORT_NOTEBOOKS]
+                                                        profile_files.REPORT_NOTEBOOKS]
         nbs = [FIRST] + [n for n in nbs if n != FIRST]
         first_id = f"{p['run']}/{FIRST}"
         for nb in nbs:
-            merged = {**prof["parameters"], **prof["per_notebook"].get(nb, {}), **params, **per_nb.get(nb, {}),
-                      **p["axis"], "run": p["run"]}
-            declared = declared_parameters(nb)
-            merged = {k: v for k, v in merged.items() if k in declared}
+            merged = profile_files.notebook_parameters((prof["parameters"], prof["per_notebook"].get(nb, {}), params,
+                                                 per_nb.get(nb, {}), p["axis"], {"run": p["run"]}), nb)
             tasks.append(Task(f"{p['run']}/{nb}", p["run"], nb, merged, exclusive, () if nb == FIRST else (first_id,)))
         if settings["shard_size"]:
             # what 01 will load (the notebook's own defaults where the grid sets nothing): 01 reuses the file only
@@ -316,8 +314,8 @@ def _profiles(r: _Reader, grid: dict) -> list:
     out = []
     for i, n in enumerate(names):
         try:
-            out.append(runner.load_profile(n))
-        except (runner.ProfileError, FileNotFoundError) as e:
+            out.append(profile_files.load_profile(n))
+        except (profile_files.ProfileError, FileNotFoundError) as e:
             raise r.error(("profiles", i), f"profile {n!r}: {e}", "fix that profile or name another") from None
     if len({p["name"] for p in out}) < len(out):
         raise r.error(("profiles",), "a profile is listed twice", "list each profile once")
@@ -403,7 +401,7 @@ def _notebooks(r: _Reader, grid: dict, profiles: list) -> list | None:
     out = []
     for i, n in enumerate(names):
         nb = _notebook(r, ("notebooks", i), n)
-        if nb in runner.REPORT_NOTEBOOKS:
+        if nb in profile_files.REPORT_NOTEBOOKS:
             fix = ("the sweep runs it last over every run by itself (report: false turns it off)" if nb == REPORT
                    else "export from one run of the sweep afterwards: bgeq export METHOD --run <sweep run>")
             raise r.error(("notebooks", i), f"{nb} is not a notebook of a run", f"remove it: {fix}")

@@ -144,8 +144,8 @@ def run_notebook(task: dict, outputs: str, context: dict, threads: int | None = 
     page = None
     if html and out.is_file():
         try:
-            from bgeq_utils.cli import runner
-            page = str(runner.to_html(out))
+            from bgeq_utils.runs.profiles import to_html
+            page = str(to_html(out))
         except Exception:  # a rendering problem never hides the notebook's own outcome
             page = None
     for f in (out, page):

@@ -140,3 +140,10 @@ def test_a_profile_comparison_list_runs_a_window_step_first_and_its_typos_name_t
     (paths.PARAMS / "bad.yaml").write_text("run: w\n\ncomparison: [fp32, int8-dynamic-onx]\n")
     with pytest.raises(runner.ProfileError, match=r"bad.yaml line 3: comparison: .*Did you mean 'int8-dynamic-onnx'"):
         runner.load_profile("bad")
+
+
+def test_the_runner_refuses_a_misspelled_override_instead_of_dropping_it(tmp_path, monkeypatch, capsys):
+    _tiny_project(tmp_path, monkeypatch, "run: typo\n")
+    assert runner.main(["--profile", "smoke", "-p", "mesage", "hi"]) == 2
+    assert "-p mesage: no notebook of this run declares a parameter 'mesage'; did you mean message?" in \
+        capsys.readouterr().err

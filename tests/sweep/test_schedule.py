@@ -37,7 +37,7 @@ def _one_by_one(tiny_model) -> dict:
     for label, model in (("default", "default"), ("tiny", tiny_model)):
         s = pipeline.study(model, "pretrained", "lee", "cpu", f"one-by-one-{label}", max_docs=10, config=cfg)
         rs = [s.measure("fp32")] + s.measure_all(["fp32", "fp16"])
-        out[label] = ({r.key: r for r in rs}, s.reference_emb)
+        out[label] = ({r.label: r for r in rs}, s.reference_emb)
     return out
 
 
@@ -92,9 +92,14 @@ def _same_figures(a, b, path=""):
 
 
 def _assert_like_one_by_one(results_dir, expected: dict):
-    got = {r.key: r for r in results.load_run(results_dir)}
-    assert set(got) == set(expected)                       # same methods under the same settings
+    got = {r.label: r for r in results.load_run(results_dir)}
+    assert set(got) == set(expected)                       # same methods ...
+
+    def but_threads(settings):                             # ... under the same settings but the thread count,
+        return {**settings, "machine": {**settings["machine"], "threads": None}}  # which the sweep pins (in keys)
+
     for key, r in got.items():
+        assert but_threads(r.settings) == but_threads(expected[key].settings), key
         assert r.status == expected[key].status == "ok", (key, r.reason)
         for field in ("quality", "per_query", "fidelity"):
             _same_figures(getattr(r, field), getattr(expected[key], field), f"{key}.{field}")

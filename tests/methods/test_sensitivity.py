@@ -3,8 +3,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from bgeq_utils.analysis import sensitivity
 from bgeq_utils.inputs import data
+from bgeq_utils.methods import sensitivity
 
 
 @pytest.fixture(scope="module")
