@@ -150,9 +150,11 @@ def repeat(run: str, names: list[str], parameters: dict, windows: int = 2, progr
             rows = speed.speed_grid_many(entries, cfg.batch_sizes[:1], cfg.seq_lens[:1], budget=cfg.budget(),
                                          texts=pipeline.speed_texts(s.evalset), progress=progress)
             load = meter.stop()
-            out["windows"].append({"load": load, "ratios": {
-                n: {role: (r[0].get(f"vs_{role}") or {}) for role in ("eager", "runtime")}
-                for n, r in rows.items() if not isinstance(r, Exception)}})
+            ok = {n: r[0] for n, r in rows.items() if not isinstance(r, Exception)}
+            out["windows"].append({"load": load,
+                                   "ratios": {n: {role: (r.get(f"vs_{role}") or {}) for role in ("eager", "runtime")}
+                                              for n, r in ok.items()},
+                                   "rounds_s": {n: r["rounds_s"] for n, r in ok.items()}})
     finally:
         for e in encoders.values():
             e.close()
@@ -168,6 +170,19 @@ def repeat(run: str, names: list[str], parameters: dict, windows: int = 2, progr
     path = results.write_json(out, paths.run_dir(run) / "windows" / f"repeat-{time.strftime('%Y%m%d-%H%M%S')}.json")
     out["path"] = paths.shown(path)
     return out
+
+
+def pair_table(record: dict, a: str, b: str):
+    """``b``'s speed-up over ``a`` in each window of a repeat record (paired by round, window interval), and
+    whether the windows agree: a comparison of two methods timed side by side, twice."""
+    import pandas as pd
+
+    from bgeq_utils.core.uncertainty import window_ratio
+    es = [window_ratio(w["rounds_s"][a], w["rounds_s"][b]) for w in record["windows"]
+          if a in w.get("rounds_s", {}) and b in w.get("rounds_s", {})]
+    row = {"pair": f"{b} over {a}", **{f"window {i}": e.fmt(2) for i, e in enumerate(es, 1)},
+           "agree": all(y.low <= x.value <= y.high for x in es for y in es if x is not y and y.has_interval)}
+    return pd.DataFrame([row])
 
 
 def repeat_table(record: dict):
