@@ -13,7 +13,8 @@ paired within its sub-window, and two methods of different sub-windows are compa
 eager FP32 (``compare`` says so where it happens).
 
     python -m bgeq_utils.measure.comparison_window '{"run": ..., "methods": [...], "parameters": {...}}'
-    python -m bgeq_utils.measure.comparison_window '{..., "repeat": 2}'   # the window twice: do intervals hold?
+    python -m bgeq_utils.measure.comparison_window '{..., "repeat": 2, "pairs": [["bf16", "fp16"]]}'
+                                                   # the window twice: do its intervals hold between windows?
 """
 from __future__ import annotations
 
@@ -220,6 +221,8 @@ def main(argv=None) -> int:
         import pandas as pd
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(repeat_table(rec).to_string(index=False))
+            for a, b in args.get("pairs", []):
+                print(pair_table(rec, a, b).to_string(index=False))
         for i, w in enumerate(rec["windows"], 1):
             print(f"window {i}: {w['load']}")
         print(f"{sum(rec['agree'].values())} of {len(rec['agree'])} speed-ups agree between windows; "
