@@ -21,7 +21,7 @@ from bgeq_utils.core import env, paths, results
 REPORT_FILES = ("report.html", "comparison.csv", "comparison.md", "ledger.csv")
 
 
-def ship(runs: list[str], report_run: str, dest=None) -> list[str]:
+def ship(runs: list[str], report_run: str, dest=None, commit: str | None = None) -> list[str]:
     dest = dest or paths.outputs_dir() / "reference"
     for run in runs:
         folder = paths.results_dir(run)
@@ -41,8 +41,8 @@ def ship(runs: list[str], report_run: str, dest=None) -> list[str]:
     for f in REPORT_FILES:
         shutil.copy2(paths.run_dir(report_run) / f, dest / f)
         written.append(paths.shown(dest / f))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=paths.ROOT).stdout.strip()
+    commit = commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                      cwd=paths.ROOT).stdout.strip()
     results.write_json({"machine": env.describe("cpu"), "packages": env.package_versions(), "commit": commit,
                         "runs": runs, "shipped": time.strftime("%Y-%m-%d %H:%M:%S"),
                         "how": "make run on a fresh clone, then make reference"}, dest / "MACHINE.json")
@@ -55,8 +55,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", nargs="+", default=["default", "bge-large-random"])
     ap.add_argument("--report-run", default="default")
+    ap.add_argument("--commit", default=None, help="the commit the run was made with (default: HEAD)")
     a = ap.parse_args(argv)
-    written = ship(a.runs, a.report_run)
+    written = ship(a.runs, a.report_run, commit=a.commit)
     print(json.dumps(written, indent=1))
     return 0
 
