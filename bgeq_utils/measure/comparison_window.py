@@ -86,9 +86,9 @@ def sub_windows(names: list[str], parameters: int, available: int, share: float 
     return out
 
 
-def measure(run: str, names: list[str], parameters: dict, progress: bool = True) -> list:
-    """Every method of ``names`` that can run on the run's device, its default configuration built once and
-    timed in one window (sub-windows when they do not fit in memory), saved to the run's Results."""
+def _plan(run: str, names: list[str], parameters: dict):
+    """The study a profile's parameters describe (as its notebooks build it), its bench configuration, the
+    methods of ``names`` that can run on its device, and those packed into sub-windows that fit in memory."""
     import psutil
 
     names = check_methods(names)
@@ -102,7 +102,13 @@ def measure(run: str, names: list[str], parameters: dict, progress: bool = True)
     if left:
         print(f"not on {s.device} here (each notebook records why): {', '.join(left)}", flush=True)
     n_params = int(s.reference.info().get("parameters") or sum(x.numel() for x in s.reference.model.parameters()))
-    groups = sub_windows(here, n_params, psutil.virtual_memory().available)
+    return s, cfg, here, sub_windows(here, n_params, psutil.virtual_memory().available)
+
+
+def measure(run: str, names: list[str], parameters: dict, progress: bool = True) -> list:
+    """Every method of ``names`` that can run on the run's device, its default configuration built once and
+    timed in one window (sub-windows when they do not fit in memory), saved to the run's Results."""
+    s, cfg, here, groups = _plan(run, names, parameters)
     if len(groups) > 1:
         print(f"{len(here)} methods in {len(groups)} sub-windows (memory): "
               + " | ".join(", ".join(g) for g in groups), flush=True)
@@ -122,21 +128,12 @@ def repeat(run: str, names: list[str], parameters: dict, windows: int = 2, progr
     between windows on this machine, and the machine's load during each."""
     import warnings
 
-    import psutil
-
     from bgeq_utils.core import env, paths, results
     from bgeq_utils.core.uncertainty import Estimate
     from bgeq_utils.measure import speed
 
-    names = check_methods(names)
-    p = {k: v for k, v in parameters.items() if k in STUDY_PARAMETERS and v is not None}
-    cfg = config_of(p)
-    s = pipeline.study(p.get("model", "default"), p.get("weights", "pretrained"), p.get("dataset", "lee"),
-                       p.get("device", "auto"), run, max_docs=p.get("max_docs"), config=cfg,
-                       output_dir=p.get("output_dir", ""))
-    here = [n for n in names if registry.get(n).unavailable_reason(s.device) is None]
-    n_params = int(s.reference.info().get("parameters") or 0)
-    if len(sub_windows(here, n_params, psutil.virtual_memory().available)) > 1:
+    s, cfg, here, groups = _plan(run, names, parameters)
+    if len(groups) > 1:
         raise MemoryError(f"{len(here)} methods do not fit in memory together here; check a shorter list")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
