@@ -59,8 +59,8 @@ def _finish(rows, m: Measured, note: str = "") -> pd.DataFrame:
 
 def speed(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFrame:
     """Speed at the comparison's batch and length: tokens/s, and both speed-ups timed side by side."""
-    rows = []
-    for _, r in _rows(m, defaults_only, labels).iterrows():
+    rows, shown = [], _rows(m, defaults_only, labels)
+    for _, r in shown.iterrows():
         rows.append(_id(r) | {
             "group": r["group"], "tok/s": fmt(r, "tokens_per_s", 0),
             "x eager fp32": fmt(r, "speed_vs_eager"),
@@ -69,12 +69,12 @@ def speed(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFrame
             else round(100 * float(r["share_of_ceiling"]), 1),
             "b1 latency ms": _num(r, "latency_ms_p50_b1", 2), "window": window_label(r),
             "reason": r["reason"] or None})
-    note = window_note(_rows(m, defaults_only, labels))
+    note = window_note(shown)
     df = _finish(rows, m, f"batch {m.batch_size} x {m.seq_len} tokens; speed-ups are medians of per-round "
                           "ratios timed in one window with their baselines, 95% intervals in brackets"
                           + (f"; {note}" if note else ""))
     asked = f"{m.batch_size}x{m.seq_len}"
-    cells = _rows(m, defaults_only, labels).get("speed_cell")
+    cells = shown.get("speed_cell")
     if cells is not None and len(df) == len(cells) and (cells.dropna() != asked).any():
         at = df.columns.get_loc("tok/s") if "tok/s" in df.columns else len(df.columns)
         df.insert(at, "cell", list(cells))                             # a group timed on another grid
