@@ -103,8 +103,14 @@ def fidelity(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFr
                               "L2 mean": fmt(r, "l2_mean", 4), "batch cos min": _invariance(r)})
     return _finish(rows, m, "agreement with FP32's embeddings of the same texts; 95% bootstrap intervals over "
                    "texts; batch cos min: the lowest cosine between a text embedded alone and the same text in a "
-                   f"length-sorted or a padded batch ({corpus.INVARIANCE_BATCH} texts; 'drifts' below "
+                   f"length-sorted or a padded batch ({_invariance_texts(m)} texts; 'drifts' below "
                    f"{corpus.INVARIANCE_FLAG})")
+
+
+def _invariance_texts(m: Measured) -> str:
+    """How many texts the rows' invariance checks used, as recorded (the current default where none is)."""
+    n = sorted({int(v) for v in m.table.get("batch_texts", pd.Series(dtype=float)).dropna()})
+    return "/".join(map(str, n)) if n else str(corpus.INVARIANCE_BATCH)
 
 
 def _invariance(row) -> str | None:

@@ -52,6 +52,7 @@ class BenchConfig:
     memory_seq: int | None = None
     size: bool = True
     invariance: bool = True        # the same texts alone, in a length-sorted batch and in a padded batch
+    invariance_texts: int = corpus.INVARIANCE_BATCH
 
     def __post_init__(self):
         """Every field checked before any work, the message naming the notebook parameter to fix."""
@@ -68,7 +69,8 @@ class BenchConfig:
         checks = (("seconds", "seconds_per_cell", (int, float), 0.0), ("min_repeats", "min_repeats", int, 1),
                   ("max_repeats", "max_repeats", int, 1), ("target", "target", (int, float), 0.0),
                   ("warmup", "warmup", int, 0), ("memory_repeats", "memory_repeats", int, 1),
-                  ("memory_batch", "memory_batch", int, 1), ("memory_seq", "memory_seq", int, 1))
+                  ("memory_batch", "memory_batch", int, 1), ("memory_seq", "memory_seq", int, 1),
+                  ("invariance_texts", "invariance_texts", int, 2))
         for name, param, types, low in checks:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, types) or v < low:
@@ -396,7 +398,7 @@ def _prepare(method, reference, evalset, *, run, device, calibration, options, l
         if cfg.invariance:
             with progress_events.phase("invariance", res.label):
                 res.fidelity["batch_invariance"] = corpus.batch_invariance(job.encoder, data_mod.sentence_texts(
-                    corpus.INVARIANCE_BATCH))
+                    cfg.invariance_texts), batch_size=cfg.invariance_texts)
         if cfg.size:
             res.size = {"disk_bytes": job.encoder.size_on_disk()}
             try:

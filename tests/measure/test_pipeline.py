@@ -7,7 +7,7 @@ import pytrec_eval
 
 from bgeq_utils import methods
 from bgeq_utils.core import results
-from bgeq_utils.measure import metrics, pipeline
+from bgeq_utils.measure import corpus, metrics, pipeline
 from tests.factories import write_beir as _write_beir
 
 
@@ -157,6 +157,18 @@ def test_bad_bench_parameters_name_the_notebook_parameter():
         pipeline.BenchConfig(batch_sizes="notalist")
     with pytest.raises(ValueError, match=r"memory_repeats=0: use a whole number >= 1"):
         pipeline.BenchConfig(memory_repeats=0)
+    with pytest.raises(ValueError, match=r"invariance_texts=1: use a whole number >= 2"):
+        pipeline.BenchConfig(invariance_texts=1)
+
+
+def test_the_invariance_check_embeds_as_many_texts_as_configured_and_they_are_in_the_key(reference, tiny_bench):
+    four = pipeline.run_method("fp32", reference, run="pytest-inv",
+                               bench_config=dataclasses.replace(tiny_bench, invariance_texts=4),
+                               progress=False, save=False)
+    inv = four.fidelity["batch_invariance"]
+    assert four.status == "ok" and inv["texts"] == 4 and inv["cos_min"] > 0.9999
+    default = pipeline.new_result("fp32", reference, run="pytest-inv", bench_config=tiny_bench)
+    assert tiny_bench.invariance_texts == corpus.INVARIANCE_BATCH and default.key != four.key
 
 
 def test_methods_measured_together_share_one_window_and_their_baselines(reference, lee_small):
