@@ -67,8 +67,7 @@ def jobs(configurations, seconds: float, methods=None, memory: bool = True, **gr
         if methods and name not in methods:
             continue
         cfg = replace(base, memory=memory and with_memory)
-        out.append({"method": name, "options": dict(options), "bench_config": cfg,
-                    "label": pipeline.variant_label(name, options)})
+        out.append(pipeline.Job(name, dict(options), label=pipeline.variant_label(name, options), bench_config=cfg))
     return out
 
 

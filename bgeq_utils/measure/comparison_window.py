@@ -138,7 +138,7 @@ def repeat(run: str, names: list[str], parameters: dict, windows: int = 2, progr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         encoders, _, skipped = pipeline.build_configurations(s.reference, [(n, {}) for n in here], s.device)
-    shared = {n: e for n, e in encoders.items() if n in pipeline._BASELINE_NAMES}
+    shared = {n: e for n, e in encoders.items() if n in pipeline.BASELINE_NAMES}
     entries = {n: (e, pipeline.baselines_for(n, e, {}, s.reference, s.device, shared)) for n, e in encoders.items()}
     out = {"run": run, "methods": list(encoders), "skipped": skipped, "windows": [],
            "cell": [cfg.batch_sizes[0], cfg.seq_lens[0]], "device": env.describe(s.device)}

@@ -98,7 +98,7 @@ def reference_embeddings(client, model: str = "default", weights: str = "pretrai
             encode_sharded(client, list(evalset.queries.values()), **kw)
     else:
         queries = encode_sharded(client, list(evalset.queries.values()), prompt=reference.query_prompt, **kw)
-    f = paths.embeddings_dir(run, outputs) / pipeline._emb_file(run, evalset).name
+    f = paths.embeddings_dir(run, outputs) / pipeline.embeddings_file(run, evalset).name
     f.parent.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(".tmp.npz")
     ids = np.array(list(evalset.corpus) + ["|"] + list(evalset.queries))

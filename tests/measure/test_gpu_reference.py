@@ -19,24 +19,24 @@ def script():
 
 def test_one_window_for_every_configuration(script):
     jobs = script.jobs(script.CONFIGURATIONS, seconds=1.5)
-    assert len({pipeline._window_key(j["bench_config"]) for j in jobs}) == 1
-    labels = [j["label"] for j in jobs]
+    assert len({pipeline.window_key(j.bench_config) for j in jobs}) == 1
+    labels = [j.label for j in jobs]
     assert labels[:3] == ["fp32", "bf16", "fp16"]                       # eager FP32 and BF16: the baselines
     assert {"fp16[attn=eager]", "bf16[attn=eager]", "bf16[compile=True]", "int8-torchao-cuda",
             "fp8-torchao-cuda"} <= set(labels)
     assert len(labels) == len(set(labels))
     for j in jobs:   # every name and option is known: a typo fails here, not on the GPU
-        methods.get(j["method"]).normalize_options(j["options"])
-    memory = {j["label"] for j in jobs if j["bench_config"].memory}
+        methods.get(j.method).normalize_options(j.options)
+    memory = {j.label for j in jobs if j.bench_config.memory}
     assert memory == {lab for lab in labels if "[" not in lab}        # default configurations only
-    cfg = jobs[0]["bench_config"]
+    cfg = jobs[0].bench_config
     assert cfg.batch_sizes == (32, 128) and cfg.seq_lens == (128,) and cfg.memory_batch == 32
 
 
 def test_cuda_methods_are_skipped_on_cpu_not_dropped(script):
     for name, _, _ in script.CONFIGURATIONS:
         assert "cuda" in methods.get(name).devices
-    assert script.jobs(script.CONFIGURATIONS, 1.0, methods=["fp16", "bf16"], memory=False)[0]["bench_config"].memory \
+    assert script.jobs(script.CONFIGURATIONS, 1.0, methods=["fp16", "bf16"], memory=False)[0].bench_config.memory \
         is False
 
 

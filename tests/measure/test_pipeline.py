@@ -7,7 +7,8 @@ import pytrec_eval
 
 from bgeq_utils import methods
 from bgeq_utils.core import results
-from bgeq_utils.measure import corpus, metrics, pipeline
+from bgeq_utils.measure import corpus, identity, metrics, pipeline, speed
+from bgeq_utils.measure import study as study_module
 from tests.factories import write_beir as _write_beir
 
 
@@ -208,7 +209,7 @@ def test_a_failed_rerun_keeps_the_good_result_and_the_comparison_reports_it(refe
 
     def broken(*a, **k):
         raise RuntimeError("disk full")
-    monkeypatch.setattr(pipeline.speed, "speed_grid_many", broken)
+    monkeypatch.setattr(speed, "speed_grid_many", broken)
     with pytest.warns(UserWarning, match="fp32 failed"):
         bad = pipeline.run_method("fp32", reference, lee_small, run="pytest-rerun", bench_config=tiny_bench,
                                   progress=False)
@@ -227,14 +228,14 @@ def test_a_study_sweeps_options_measures_the_default_in_full_and_reuses(referenc
     def fake_run(jobs, ref, ev, **kw):
         out = []
         for j in jobs:
-            seen.append((j["method"], j.get("options"), j["bench_config"].memory))
-            r = pipeline.new_result(j["method"], ref, ev, run=kw["run"], device=kw["device"], options=j.get("options"),
-                                    calibration=j.get("calibration"), bench_config=j["bench_config"],
+            seen.append((j.method, j.options, j.bench_config.memory))
+            r = pipeline.new_result(j.method, ref, ev, run=kw["run"], device=kw["device"], options=j.options,
+                                    calibration=j.calibration, bench_config=j.bench_config,
                                     with_fidelity=kw["reference_emb"] is not None)
             results.save(r)
             out.append(r)
         return out
-    monkeypatch.setattr(pipeline, "run_methods", fake_run)
+    monkeypatch.setattr(study_module, "run_methods", fake_run)
     out = s.sweep("int8-dynamic-onnx", {"weight_type": ["QInt8", "QUInt8"], "per_channel": [True]})
     assert [r.label for r in out] == ["int8-dynamic-onnx", "int8-dynamic-onnx[weight_type=QUInt8]"]
     assert [m for _, _, m in seen] == [True, False]          # variants are detail: no memory by default
@@ -273,24 +274,31 @@ def test_a_result_from_another_machine_is_neither_reused_nor_replaced(reference,
     here = pipeline.machine_of("cpu")
     assert {"cpu", "cores", "threads"} <= set(here)
     with monkeypatch.context() as mp:
-        mp.setattr(pipeline, "machine_of", elsewhere)
+        mp.setattr(identity, "machine_of", elsewhere)
         theirs = pipeline.new_result("fp32", reference, lee_small, run="pytest-machines", bench_config=tiny_bench)
     results.save(theirs)
     mine = pipeline.new_result("fp32", reference, lee_small, run="pytest-machines", bench_config=tiny_bench)
     assert mine.key != theirs.key and mine.settings["machine"] == here
-    assert pipeline._reusable("fp32", reference, lee_small, run="pytest-machines", device="cpu", calibration=None,
-                              options=None, label=None, bench_config=tiny_bench, with_fidelity=True,
-                              verbose=False) is None
+    assert pipeline.reusable("fp32", reference, lee_small, run="pytest-machines", device="cpu", calibration=None,
+                             options=None, label=None, bench_config=tiny_bench, with_fidelity=True,
+                             verbose=False) is None
     # a record under this machine's key whose settings name another machine (edited, or written by an older bgeq)
     forged = results.Result(**{**mine.to_dict(), "settings": {**mine.settings, "machine": elsewhere("cpu")}})
     results.write_json(forged.to_dict(), results.paths.results_dir("pytest-machines")
                        / results.file_name(mine))
-    assert pipeline._reusable("fp32", reference, lee_small, run="pytest-machines", device="cpu", calibration=None,
-                              options=None, label=None, bench_config=tiny_bench, with_fidelity=True,
-                              verbose=False) is None
+    assert pipeline.reusable("fp32", reference, lee_small, run="pytest-machines", device="cpu", calibration=None,
+                             options=None, label=None, bench_config=tiny_bench, with_fidelity=True,
+                             verbose=False) is None
     results.save(mine)
     kept = {r.key for r in results.load_run("pytest-machines")}
     assert {theirs.key, mine.key} <= kept                                     # neither replaced the other
-    assert pipeline._reusable("fp32", reference, lee_small, run="pytest-machines", device="cpu", calibration=None,
-                              options=None, label=None, bench_config=tiny_bench, with_fidelity=True,
-                              verbose=False).key == mine.key
+    assert pipeline.reusable("fp32", reference, lee_small, run="pytest-machines", device="cpu", calibration=None,
+                             options=None, label=None, bench_config=tiny_bench, with_fidelity=True,
+                             verbose=False).key == mine.key
+
+
+def test_a_job_is_typed_and_a_misspelled_field_is_refused():
+    job = pipeline.Job.of({"method": "fp32", "options": {}})
+    assert job == pipeline.Job("fp32", {}) and pipeline.Job.of(job) is job
+    with pytest.raises(TypeError, match=r"unknown field\(s\) \['methd'\]; fields are \['method', 'options'"):
+        pipeline.Job.of({"methd": "fp32"})

@@ -3,7 +3,7 @@ applicable, and the comparison saying so."""
 import pytest
 
 from bgeq_utils.inputs import data
-from bgeq_utils.measure import pipeline
+from bgeq_utils.measure import pipeline, speed
 
 TEXTS = ["The cat sat on the mat and purred.", "Dogs bark loudly at night.", "Stock markets fell sharply today.",
          "The central bank raised interest rates again.", "A kitten chased a ball of wool across the room.",
@@ -26,12 +26,12 @@ def test_a_file_of_texts_gets_fidelity_and_speed_on_its_texts_and_no_quality(ref
     ref_emb = pipeline.reference_embeddings(reference, own_texts, run="pytest-texts")
     assert ref_emb["corpus"].shape == (len(TEXTS), 384) and ref_emb["queries"].shape == (0, 384)
     timed = []
-    grid = pipeline.speed.speed_grid_many
+    grid = speed.speed_grid_many
 
     def spy(*a, **kw):
         timed.append(kw.get("texts"))
         return grid(*a, **kw)
-    monkeypatch.setattr(pipeline.speed, "speed_grid_many", spy)
+    monkeypatch.setattr(speed, "speed_grid_many", spy)
     res = pipeline.run_method("int8-dynamic-torch", reference, own_texts, run="pytest-texts", reference_emb=ref_emb,
                               bench_config=tiny_bench, progress=False)
     assert res.status == "ok", res.reason
