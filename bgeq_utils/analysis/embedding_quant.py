@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bgeq_utils.core import env, paths, results, uncertainty
+from bgeq_utils.core import env, paths, results, uncertainty, vocab
 from bgeq_utils.measure.metrics import RETRIEVAL_KEYS, retrieval_per_query
 
 #: output precisions, in display order
@@ -314,7 +314,7 @@ class IndexResult:
     rescore_multiplier: int = NO_RESCORE
     label: str = ""
     key: str = ""
-    status: str = "ok"
+    status: str = vocab.OK
     reason: str = ""
     model: dict = field(default_factory=dict)
     dataset: dict | None = None
@@ -330,6 +330,11 @@ class IndexResult:
     created: str = ""
     kind: str = KIND
     schema: int = SCHEMA_VERSION
+
+    @property
+    def ok(self) -> bool:
+        """Measured (not skipped, not failed)."""
+        return self.status == vocab.OK
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -491,7 +496,7 @@ def measure(study, model_methods=("fp32",), precisions=PRECISIONS, multipliers=M
     out = []
     if not query_ids:
         for method in model_methods:
-            out.append(IndexResult(model_method=method, output_precision="float32", status="skipped",
+            out.append(IndexResult(model_method=method, output_precision="float32", status=vocab.SKIPPED,
                                    reason="no queries to search with (a file of your own texts)",
                                    settings=_settings(base_settings, method, study.device), **common))
         return _saved(out, save_records)
@@ -510,11 +515,11 @@ def measure(study, model_methods=("fp32",), precisions=PRECISIONS, multipliers=M
         try:
             emb = method_embeddings(method, study)
         except registry.MethodUnavailable as e:
-            out.append(IndexResult(model_method=method, output_precision="float32", status="skipped",
+            out.append(IndexResult(model_method=method, output_precision="float32", status=vocab.SKIPPED,
                                    reason=str(e), settings=settings, **common))
             continue
         except Exception as e:  # recorded, not raised: one broken method must not end the study
-            out.append(IndexResult(model_method=method, output_precision="float32", status="failed",
+            out.append(IndexResult(model_method=method, output_precision="float32", status=vocab.FAILED,
                                    reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:500],
                                    settings=settings, **common))
             continue
@@ -542,7 +547,7 @@ def measure(study, model_methods=("fp32",), precisions=PRECISIONS, multipliers=M
                 rec.per_query = {"query_ids": qids, **{k: np.round(v, 6).tolist() for k, v in values.items()}}
                 rec.retention = retention(values, base_values, len(doc_ids), cache)
             else:
-                rec.notes.append(f"{why_no_quality}: {pipeline.QUALITY_NOT_APPLICABLE}")
+                rec.notes.append(f"{why_no_quality}: {vocab.QUALITY_NOT_APPLICABLE}")
             rec.notes.append(f"model method built and embedded in {build_s:.1f}s")
             out.append(rec)
         if verbose:

@@ -65,7 +65,7 @@ def _meets_bar(row) -> tuple[bool, str]:
 def table(m, runs) -> pd.DataFrame:
     """One row per lever Result: speed-ups (same runtime's FP32 and eager FP32) and share of the INT8 GEMM
     ceiling, nDCG@10 and headline loss with intervals and p, fidelity, batch invariance, and the quality bar."""
-    labels = [r.label for r in runs if r.status == "ok"]
+    labels = [r.label for r in runs if r.ok]
     t = m.table.set_index("label")
     rows = []
     for lab in labels:
@@ -96,7 +96,7 @@ def choose(m, runs) -> tuple[str, str]:
     """(label, why): the configuration to run when the quality bar must hold: the fastest over the same
     runtime's FP32 among those meeting it; the default when it meets the bar and no variant is faster,
     separated at 95%."""
-    ok_runs = [r for r in runs if r.status == "ok"]
+    ok_runs = [r for r in runs if r.ok]
     if not ok_runs:
         return "", "no lever was measured"
     t = m.table.set_index("label")

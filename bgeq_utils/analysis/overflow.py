@@ -255,7 +255,7 @@ def attach(record: dict, results) -> list:
     from bgeq_utils.core import results as results_mod
     out = []
     for r in results:
-        if r.method == "fp16" and r.status == "ok":
+        if r.method == "fp16" and r.ok:
             r.extra["fp16_overflow"] = record
             out.append(results_mod.save(r))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bgeq_utils.core import vocab
 from bgeq_utils.core.uncertainty import Estimate, ratio_of
 from bgeq_utils.core.uncertainty import from_row as estimate
 
@@ -18,17 +19,17 @@ TRAINING_FIGURES = {
 
 def training_figures(qat, ptq) -> pd.Series | None:
     """The figures the training run recorded (``extra``), beside the untrained model's agreement."""
-    if qat.status != "ok" or not qat.extra.get("curve"):
+    if not qat.ok or not qat.extra.get("curve"):
         return None
     out = {label: qat.extra.get(k) for k, label in TRAINING_FIGURES.items()}
     out["training texts: cos to FP32, converted INT8 (steps=0)"] = ptq.extra.get("train_cos_int8")
     return pd.Series(out, name="value").round(5)
 
 
-def training_effect(m, qat, ptq, metrics=("ndcg@10", "recall@10", "mrr@10", "spearman")) -> str:
+def training_effect(m, qat, ptq, metrics=vocab.HEADLINE_KEYS) -> str:
     """Markdown: the share of the post-training fidelity error training kept, with its interval and whether
     the intervals separate the two, and each quality metric's loss for both with its p-value."""
-    if qat.status != "ok" or ptq.status != "ok":
+    if not qat.ok or not ptq.ok:
         return f"no comparison: int8-qat {qat.status} ({qat.reason}); steps=0 {ptq.status} ({ptq.reason})"
     rows = {r["label"]: r for _, r in m.table.iterrows()}
     q, p = rows[qat.label], rows[ptq.label]

@@ -57,7 +57,7 @@ def bytes_table(results, reference) -> pd.DataFrame:
     n_params, n_linear = reference.num_parameters, linear_weight_count(reference.model)
     rows = []
     for r in results:
-        if r.status != "ok":
+        if not r.ok:
             continue
         bits = methods.get(r.method).weight_bits
         pb, disk = r.size.get("param_bytes"), r.size.get("disk_bytes")
@@ -73,7 +73,7 @@ def points(results, reference) -> pd.DataFrame:
     """Per ok Result: measured bits per parameter, block (group) size, fidelity and nDCG@10, for plotting."""
     rows = []
     for r in results:
-        if r.status != "ok" or not r.size.get("param_bytes"):
+        if not r.ok or not r.size.get("param_bytes"):
             continue
         o = {**methods.get(r.method).option_defaults(), **(r.options or {})}
         rows.append({"label": r.label, "method": r.method + (" + 4-bit embeddings" if o.get("embeddings") else ""),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bgeq_utils.core import paths
+from bgeq_utils.core import paths, vocab
 from bgeq_utils.runs.profiles import (  # noqa: F401  (the runner's names, as before)
     PROFILE_KEYS,
     REPORT_NOTEBOOKS,
@@ -208,7 +208,7 @@ def run_profile(profile: str | list[str], only: list[str] | None = None, overrid
         left = [book[r].get(n, {}).get("seconds") for r, (_, n) in zip(run_of[i:], steps[i:])]
         eta = f"; about {_minutes(sum(x for x in left if x))} left" + (" and more" if None in left else "") \
             if any(left) else ""
-        if not force and entry.get("fingerprint") == fp and entry.get("status") == "ok" and dst.is_file():
+        if not force and entry.get("fingerprint") == fp and entry.get("status") == vocab.OK and dst.is_file():
             print(f"== [{i + 1}/{len(steps)}] {name} ({run}): up to date (finished {entry.get('finished')})",
                   flush=True)
             done.append((name, run, "up to date", 0.0))
@@ -229,7 +229,7 @@ def run_profile(profile: str | list[str], only: list[str] | None = None, overrid
                                            parameters=params, kernel_name="python3", cwd=str(paths.NOTEBOOKS),
                                            progress_bar=False, log_output=False)
             _, costs = _follow(target, progress_file, entry.get("phases", {}))
-            status = "ok"
+            status = vocab.OK
         except Exception as e:  # keep going: one broken notebook must not hide the others' results
             failures.append(f"{name} ({run})")
             costs = {}
@@ -237,7 +237,7 @@ def run_profile(profile: str | list[str], only: list[str] | None = None, overrid
         finally:
             os.environ.pop("BGEQ_PROGRESS", None)
         secs = time.perf_counter() - t0
-        if name == WINDOW_STEP and status == "ok":
+        if name == WINDOW_STEP and status == vocab.OK:
             dst.write_text("".join(f"{k}: {v:.1f} s\n" for k, v in costs.items()))
         html = to_html(dst) if dst.is_file() and dst.suffix == ".ipynb" else None
         for f in (dst, html):
@@ -245,8 +245,9 @@ def run_profile(profile: str | list[str], only: list[str] | None = None, overrid
                 f.chmod(0o644)
         if last_step.get(run) == i:
             marker.unlink(missing_ok=True)
-        book[run][name] = {"fingerprint": fp if status == "ok" else None, "status": "ok" if status == "ok" else
-                           "failed", "seconds": round(secs, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        ok = status == vocab.OK
+        book[run][name] = {"fingerprint": fp if ok else None, "status": vocab.OK if ok else vocab.FAILED,
+                           "seconds": round(secs, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                            "phases": costs or entry.get("phases", {})}
         _save_steps(run, book[run])
         done.append((name, run, status, secs))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bgeq_utils.analysis import embedding_quant as eq
+from bgeq_utils.core import vocab
 from bgeq_utils.core.uncertainty import Estimate
 
 TITLE = "Storage: quantized embeddings"
@@ -80,7 +81,7 @@ def _order(records) -> list:
 
 
 def _retained(r, metric: str) -> str | None:
-    if r.status != "ok":
+    if not r.ok:
         return None
     why = next((n.split(":")[0] for n in r.notes if n.endswith(": quality is not applicable")), None)
     if why:
@@ -98,7 +99,7 @@ def table(records, metric: str = "ndcg@10") -> pd.DataFrame:
     for r in _order(records):
         row = {"group": group_of(r), "model method": r.model_method, "output precision": r.output_precision,
                "rescore": rescore_label(r.rescore_multiplier), "status": r.status}
-        if r.status == "ok":
+        if r.ok:
             lat, fx = _est(r.speed.get("latency_us")), _est(r.speed.get("faster_x"))
             row |= {"index bytes": r.index.get("bytes"), "x smaller": round(r.index.get("smaller_x", 0), 2),
                     "search µs/query": None if lat is None else lat.fmt(1),
@@ -116,7 +117,7 @@ def table(records, metric: str = "ndcg@10") -> pd.DataFrame:
 def retention_table(records) -> pd.DataFrame:
     """Every retrieval metric's retention (% of FP32 model + float32 index, paired 95% interval) and mean."""
     rows = []
-    for r in _order([r for r in records if r.status == "ok"]):
+    for r in _order([r for r in records if r.ok]):
         row = {"model method": r.model_method, "output precision": r.output_precision,
                "rescore": rescore_label(r.rescore_multiplier)}
         for k, shown in SHOWN.items():
@@ -131,7 +132,7 @@ def bytes_table(records) -> pd.DataFrame:
     """Per output precision, the index's bytes: what does not depend on the CPU (the model method changes none of
     them: same documents, same dimension)."""
     rows, seen = [], set()
-    for r in _order([r for r in records if r.status == "ok" and not r.rescore_multiplier]):
+    for r in _order([r for r in records if r.ok and not r.rescore_multiplier]):
         if r.output_precision in seen:
             continue
         seen.add(r.output_precision)
@@ -157,9 +158,9 @@ def values(records, prefix: str) -> dict[str, float]:
     MRR@10, named ``<prefix>.<label>@<device>.<metric>``."""
     out = {}
     for r in records:
-        if r.status != "ok":
+        if not r.ok:
             continue
-        for k in ("ndcg@10", "recall@10", "mrr@10"):
+        for k in (k for k in vocab.HEADLINE_KEYS if k in vocab.RETRIEVAL_KEYS):
             if k in r.quality:
                 out[f"{prefix}.{r.label}@{r.device_kind}.{k}"] = r.quality[k]
     return out
@@ -168,8 +169,7 @@ def values(records, prefix: str) -> dict[str, float]:
 # --- what it means -------------------------------------------------------------------------------
 def _pick(records, method, precision, multiplier):
     for r in records:
-        if (r.model_method, r.output_precision, r.rescore_multiplier, r.status) == (method, precision, multiplier,
-                                                                                      "ok"):
+        if r.ok and (r.model_method, r.output_precision, r.rescore_multiplier) == (method, precision, multiplier):
             return r
     return None
 
@@ -188,7 +188,7 @@ def against(e: Estimate | None, published: float, unit: str = "%", digits: int =
 def reading(records, metric: str = "ndcg@10") -> list[str]:
     """What the records mean here, computed: index size, retention and speed against the published figures,
     and the combination with model quantization."""
-    ok = [r for r in records if r.status == "ok"]
+    ok = [r for r in records if r.ok]
     if not ok:
         return ["Nothing measured: no model method ran here."]
     pub, out = eq.PUBLISHED, []
@@ -254,7 +254,7 @@ def figure(records, metric: str = "ndcg@10", env_label: str = ""):
     import matplotlib.pyplot as plt
 
     from bgeq_utils.compare import plots
-    ok = [r for r in records if r.status == "ok" and _est(r.retention.get(metric)) is not None]
+    ok = [r for r in records if r.ok and _est(r.retention.get(metric)) is not None]
     if not ok:
         return None
     methods = list(dict.fromkeys(r.model_method for r in _order(ok)))

@@ -293,7 +293,7 @@ def _pool(c: Claim, m: Measured) -> tuple[pd.DataFrame, str]:
             name = "GPU (CUDA)" if c.device == "cuda" else "CPU"
             return on, f"needs a {name} result; the loaded ones are on {', '.join(sorted(set(d['device'])))}"
         d = on
-    ok = d[d["status"] == "ok"]
+    ok = d[d["status"] == vocab.OK]
     if ok.empty:
         reasons = "; ".join(sorted({f"{r.label}: {r.status} ({r.reason})" for r in d.itertuples()}))[:400]
         return ok, f"every result was skipped or failed: {reasons}"
@@ -481,7 +481,7 @@ def _check_recommendation(c: Claim, m: Measured) -> dict:
             if t is None or t.empty or not rec.ok:
                 missing.append(f"{g}: {rec.explanation}")
                 continue
-            if not (t["precision"].isin(expected) & (t["status"] == "ok")).any():
+            if not (t["precision"].isin(expected) & (t["status"] == vocab.OK)).any():
                 missing.append(f"{g}: no {'/'.join(sorted(expected))} method measured there")
                 continue
             d = default_rows(m)

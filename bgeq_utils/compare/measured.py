@@ -38,14 +38,9 @@ from bgeq_utils.core import results as results_mod
 from bgeq_utils.core.results import Result
 from bgeq_utils.core.uncertainty import Estimate, correlation_loss, difference, ratio_of, relative_loss, simultaneous
 from bgeq_utils.core.uncertainty import from_row as estimate  # noqa: F401  (the table's columns read back)
-from bgeq_utils.measure.metrics import RETRIEVAL_KEYS
-from bgeq_utils.measure.pipeline import QUALITY_NOT_APPLICABLE
 
-QUALITY_KEYS = RETRIEVAL_KEYS + ("pearson", "spearman")
-#: the metrics whose worst loss is a method's headline quality loss
-HEADLINE_KEYS = ("ndcg@10", "recall@10", "mrr@10", "spearman")
-#: the guide's "retrieval performance (R@10, MRR)"
-RETRIEVAL_DEGRADATION_KEYS = ("recall@10", "mrr@10")
+RETRIEVAL_KEYS, QUALITY_KEYS, HEADLINE_KEYS = vocab.RETRIEVAL_KEYS, vocab.QUALITY_KEYS, vocab.HEADLINE_KEYS
+RETRIEVAL_DEGRADATION_KEYS = vocab.RETRIEVAL_DEGRADATION_KEYS
 GROUP_COLUMNS = ("run", "model", "weights", "dataset", "device", "device_name")
 MB = 1e6
 BASELINE = vocab.EAGER_BASELINE
@@ -133,7 +128,7 @@ def group_label(key: tuple) -> str:
 
 def baseline_of(group: list[Result], method: str = BASELINE) -> Result | None:
     """The default-configuration Result of ``method`` in a group (newest, status ok): eager FP32 unless asked."""
-    cands = [r for r in group if r.method == method and r.is_default and r.status == "ok"]
+    cands = [r for r in group if r.method == method and r.is_default and r.ok]
     return max(cands, key=lambda r: r.created or "") if cands else None
 
 
@@ -146,7 +141,7 @@ def runtime_baseline_of(r: Result, group: list[Result]) -> Result | None:
 def quality_not_applicable(r: Result) -> str | None:
     """Why ``r`` has no quality by design ("random weights", "no labels", ...), or None: read from the note
     ``"<why>: quality is not applicable"`` the pipeline writes; a random-weights record without notes counts too."""
-    suffix = ": " + QUALITY_NOT_APPLICABLE
+    suffix = ": " + vocab.QUALITY_NOT_APPLICABLE
     for note in r.notes or []:
         if isinstance(note, str) and note.endswith(suffix):
             return note[:-len(suffix)]
@@ -291,7 +286,7 @@ def speed_cell(group: list[Result], batch_size: int, seq_len: int) -> tuple[int,
     the group's nearest (same length first, then the batch closest on a log scale, the larger on a tie).
     Speed-ups are only compared within a group, so a group measured on another grid (a GPU reference pass)
     is read at its own nearest cell, which its rows name, rather than shown as not measured."""
-    cells = {(row["batch_size"], row["seq_len"]) for r in group if r.status == "ok" for row in r.speed or []
+    cells = {(row["batch_size"], row["seq_len"]) for r in group if r.ok for row in r.speed or []
              if row.get("batch_size") and row.get("seq_len")}
     if not cells or (batch_size, seq_len) in cells:
         return batch_size, seq_len
@@ -332,7 +327,7 @@ def _row(r: Result, base: Result | None, key: tuple, b: int, L: int, rbase: Resu
            "latest_attempt": (r.extra or {}).get("latest_attempt", ""),
            "baseline": base.label if base is not None else None,
            "is_baseline": base is not None and r is base}
-    if r.status != "ok":
+    if not r.ok:
         return row
     why = quality_not_applicable(r) if not r.quality else None
     row["quality_na"] = f"not applicable ({why})" if why else None
@@ -414,8 +409,8 @@ def _add_proxy_quality(df: pd.DataFrame) -> None:
     pretrained group with quality, labelled; the same model's first where there is one."""
     if "quality_loss_pct" not in df or "quality_na" not in df:
         return
-    pre = df[(df["weights"] == "pretrained") & (df["status"] == "ok") & df["quality_loss_pct"].notna()]
-    for i in df.index[df["quality_na"].notna() & (df["status"] == "ok")]:
+    pre = df[(df["weights"] == "pretrained") & (df["status"] == vocab.OK) & df["quality_loss_pct"].notna()]
+    for i in df.index[df["quality_na"].notna() & (df["status"] == vocab.OK)]:
         same = pre[(pre["label"] == df.at[i, "label"]) & (pre["device"] == df.at[i, "device"])]
         if same.empty:
             continue
@@ -464,7 +459,7 @@ def default_rows(m: Measured, ok_only: bool = False) -> pd.DataFrame:
         return t
     d = t[t["is_default"]]
     if ok_only:
-        d = d[d["status"] == "ok"]
+        d = d[d["status"] == vocab.OK]
     # several default Results of one method in a group (other grids or budgets): the newest
     d = d.sort_values("created").drop_duplicates(["group", "method"], keep="last")
     return d.loc[sorted(d.index)]

@@ -124,7 +124,7 @@ def speed_ratios(m, labels=None, env_label: str = "", ax=None):
     t = m.table
     if t.empty or "speed_vs_eager" not in t:
         return None
-    t = t[(t["status"] == "ok") & t["speed_vs_eager"].notna()]
+    t = t[(t["status"] == vocab.OK) & t["speed_vs_eager"].notna()]
     if labels is not None:
         t = t[t["label"].isin(list(labels))]
     if t.empty:
@@ -159,7 +159,7 @@ def quality_vs_speed(m, group: str, env_label: str = "", ax=None):
     t = m.table
     if t.empty:
         return None
-    t = t[(t["group"] == group) & (t["status"] == "ok")]
+    t = t[(t["group"] == group) & (t["status"] == vocab.OK)]
     if t.empty or "speed_vs_eager" not in t or not t["speed_vs_eager"].notna().any():
         return None
     if "quality_loss_pct" in t and t["quality_loss_pct"].notna().any():
@@ -303,7 +303,7 @@ def fidelity_distributions(results, env_label: str = "", ax=None, floor: float =
     rows = []
     for r in results:
         cos = (r.fidelity or {}).get("cosines")
-        if r.status != "ok" or not cos:
+        if not r.ok or not cos:
             continue
         name = f"{r.label} · {r.run}/{r.device_kind}"
         for c in cos:
@@ -373,7 +373,7 @@ def training_curve(result, env_label: str = ""):
     import seaborn as sns
     from matplotlib.ticker import MaxNLocator
     curve = pd.DataFrame((result.extra or {}).get("curve") or [])
-    if result.status != "ok" or curve.empty:
+    if not result.ok or curve.empty:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.5))
     curve["running mean"] = curve["loss"].rolling(max(1, len(curve) // 5), min_periods=1).mean()

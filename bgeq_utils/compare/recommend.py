@@ -17,7 +17,6 @@ import pandas as pd
 
 from bgeq_utils.compare.measured import Measured, default_rows, estimate, window_label, window_note
 from bgeq_utils.core import vocab
-from bgeq_utils.measure.corpus import INVARIANCE_FLAG
 
 OBJECTIVES = {
     "speed": "the fastest (highest speed-up over eager FP32); ties by lower memory",
@@ -103,7 +102,7 @@ def groups_on(m: Measured, device: str) -> list[str]:
     t = t[t["device"] == device]
     order = []
     for g, sub in t.groupby("group", sort=False):
-        if not (sub["status"] == "ok").any():
+        if not (sub["status"] == vocab.OK).any():
             continue                       # every method skipped or failed there: nothing to rank
         target = sub["model"].str.contains("bge-large", case=False).any()
         order.append((not target, sub["weights"].iloc[0] != "pretrained", -len(sub), g))
@@ -150,7 +149,7 @@ def _bound(row, col: str, bound: float, lower_ok: bool, name: str, digits: int, 
 def _check(row, max_loss, min_cos, budget_mb, min_speedup, objective) -> tuple[list[str], list[str]]:
     """(why not eligible, constraints met by the point estimate but not by the 95% interval)."""
     why, unsure = [], []
-    if row["status"] != "ok":
+    if row["status"] != vocab.OK:
         return [f"{row['status']}: {row['reason']}"], []
     if estimate(row, "quality_loss_pct") is not None:
         _bound(row, "quality_loss_pct", max_loss, True, "quality loss", 2, "%", why, unsure)
@@ -258,7 +257,7 @@ def recommend(m: Measured, device: str = "cpu", memory_budget_mb: float | None =
                        f"({RANK_COLUMN[objective][0]}: {_fmt_e(best, RANK_COLUMN[objective][0])} vs "
                        f"{_fmt_e(ranked[1], RANK_COLUMN[objective][0])})")
     decided = not caveats                    # how the windows were taken is said, not a reason to undecide
-    windows = window_note(cands[cands["status"] == "ok"])
+    windows = window_note(cands[cands["status"] == vocab.OK])
     if windows:
         caveats.append(windows)
     evidence = _evidence(best, m)
@@ -328,7 +327,7 @@ def _evidence(best, m: Measured) -> dict:
     b = best.get("batch_cos_min")
     if b is not None and not pd.isna(b):
         ev["same text alone vs in a batch (lowest cosine)"] = f"{b:.6f}" + (
-            ": its embedding depends on the batch it is in" if b < INVARIANCE_FLAG else "")
+            ": its embedding depends on the batch it is in" if b < vocab.INVARIANCE_FLAG else "")
     ev["measured in"] = best["group"]
     if window_label(best):
         ev["timing window"] = window_label(best)
@@ -351,7 +350,7 @@ def _what_would_change(best, cands, ranked, max_loss, min_cos, budget, min_speed
     def pick(**kw):
         return _pick_with(cands, **(a | kw))
 
-    losses = sorted({float(r["quality_loss_pct"]) for _, r in cands.iterrows() if r["status"] == "ok"
+    losses = sorted({float(r["quality_loss_pct"]) for _, r in cands.iterrows() if r["status"] == vocab.OK
                      and not pd.isna(r.get("quality_loss_pct", None)) and r["quality_loss_pct"] > max_loss})
     for need in losses:
         alt = pick(max_loss=need)
@@ -380,7 +379,7 @@ def _what_would_change(best, cands, ranked, max_loss, min_cos, budget, min_speed
 
 def _relaxations(cands, max_loss, min_cos, budget, min_speedup, objective) -> list[str]:
     """For a no-candidate case: the single relaxation that admits a method, per constraint."""
-    ok = cands[cands["status"] == "ok"]
+    ok = cands[cands["status"] == vocab.OK]
     if ok.empty:
         return ["every method in this group was skipped or failed; see 'rejected' for the reasons"]
     out = []

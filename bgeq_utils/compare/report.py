@@ -97,7 +97,7 @@ def make_figures(cmp: Comparison, out_run: str, close: bool = True) -> dict[str,
             out[f"quality_vs_speed_{i + 1}"] = plots.savefig(ax.figure, out_run, f"quality_vs_speed_{i + 1}")
             if close:
                 plt.close(ax.figure)
-    ok = [r for r in cmp.results if r.status == "ok"]
+    ok = [r for r in cmp.results if r.ok]
     fig = plots.size_memory_bars(m, env_label=_env_label(ok))
     if fig is not None:
         out["size_memory"] = plots.savefig(fig, out_run, "size_memory")

@@ -17,6 +17,7 @@ from bgeq_utils.compare.measured import (
     window_label,
     window_note,
 )
+from bgeq_utils.core import vocab
 from bgeq_utils.measure import corpus
 
 TARGET_MODEL = "bge-large"
@@ -104,7 +105,7 @@ def fidelity(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFr
     return _finish(rows, m, "agreement with FP32's embeddings of the same texts; 95% bootstrap intervals over "
                    "texts; batch cos min: the lowest cosine between a text embedded alone and the same text in a "
                    f"length-sorted or a padded batch ({_invariance_texts(m)} texts; 'drifts' below "
-                   f"{corpus.INVARIANCE_FLAG})")
+                   f"{vocab.INVARIANCE_FLAG})")
 
 
 def _invariance_texts(m: Measured) -> str:
@@ -115,7 +116,7 @@ def _invariance_texts(m: Measured) -> str:
 
 def _invariance(row) -> str | None:
     v = _num(row, "batch_cos_min", 6)
-    return None if v is None else f"{v:.6f}" + (" drifts" if v < corpus.INVARIANCE_FLAG else "")
+    return None if v is None else f"{v:.6f}" + (" drifts" if v < vocab.INVARIANCE_FLAG else "")
 
 
 def quality(m: Measured, defaults_only: bool = False, labels=None, metrics=None) -> pd.DataFrame:
@@ -222,7 +223,7 @@ def speed_grid(result) -> pd.DataFrame:
 def fastest(m: Measured, method: str, column: str = "speed_vs_runtime") -> str:
     """The configuration of ``method`` with the highest speed-up (and its interval), and whether the intervals
     separate it from the next one."""
-    t = m.table[(m.table["method"] == method) & (m.table["status"] == "ok")]
+    t = m.table[(m.table["method"] == method) & (m.table["status"] == vocab.OK)]
     if column not in t or t[column].dropna().empty:
         return "not measured"
     t = t.sort_values(column, ascending=False)

@@ -13,6 +13,8 @@ import math
 import os
 from pathlib import Path
 
+from bgeq_utils.core import vocab
+
 MIME = "application/vnd.bgeq.values+json"
 ENV = "BGEQ_RECORDED"
 
@@ -46,7 +48,7 @@ def measured_values(m, prefix: str) -> dict[str, float]:
     cosine to FP32) and each quality metric. Named ``<prefix>.<label>.<metric>``."""
     out = {}
     for _, r in m.table.iterrows():
-        if r["status"] != "ok":
+        if r["status"] != vocab.OK:
             continue
         base = f"{prefix}.{r['label']}@{r['device']}"
         if r.get("cos_mean") is not None:

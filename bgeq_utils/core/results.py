@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bgeq_utils.core import paths
+from bgeq_utils.core import paths, vocab
 
 SCHEMA_VERSION = 2
-STATUSES = ("ok", "skipped", "failed")
+STATUSES = vocab.STATUSES
 #: group-readable files: Results are shared
 FILE_MODE = 0o644
 
@@ -50,7 +50,7 @@ class Result:
     runtime: str = ""                   # what executes the graph: torch, inductor, onnxruntime, openvino
     key: str = ""                       # file stem: method + hash of options and settings (see make_key)
     is_default: bool = True             # the registry default configuration of the method
-    status: str = "ok"
+    status: str = vocab.OK
     reason: str = ""
     model: dict = field(default_factory=dict)
     dataset: dict | None = None
@@ -77,6 +77,11 @@ class Result:
             raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
         self.created = self.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.key = self.key or make_key(self.method, self.options, self.settings)
+
+    @property
+    def ok(self) -> bool:
+        """Measured (not skipped, not failed)."""
+        return self.status == vocab.OK
 
     @property
     def device_kind(self) -> str:
@@ -136,9 +141,9 @@ def save(result: Result, folder: str | Path | None = None) -> Path:
         result.extra["sweep"] = json.loads(context)
     folder = Path(folder) if folder else paths.results_dir(result.run)
     target = folder / file_name(result)
-    if result.status != "ok" and target.is_file():
+    if not result.ok and target.is_file():
         try:
-            kept = load(target).status == "ok"
+            kept = load(target).ok
         except ResultsFileError:
             kept = False
         if kept:

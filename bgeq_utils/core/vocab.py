@@ -12,6 +12,21 @@ NOMINAL_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "int4":
 def compute_precision(precision: str) -> str:
     """The arithmetic a precision's matrix products run in: 4-bit weights are dequantized to floating point."""
     return "fp32" if precision in FOUR_BIT else precision
+#: what became of a measurement: measured, not attempted here (with why), or broken (with the error)
+OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+STATUSES = (OK, SKIPPED, FAILED)
+#: the quality metrics, defined once: retrieval (means over judged queries), similarity (correlations with
+#: human scores over pairs), the headline set whose worst loss is a method's quality loss, and the guide's
+#: "retrieval performance (R@10, MRR)"
+RETRIEVAL_KEYS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+SIMILARITY_KEYS = ("pearson", "spearman")
+QUALITY_KEYS = RETRIEVAL_KEYS + SIMILARITY_KEYS
+HEADLINE_KEYS = ("ndcg@10", "recall@10", "mrr@10", "spearman")
+RETRIEVAL_DEGRADATION_KEYS = ("recall@10", "mrr@10")
+#: the one way a Result says it has no quality: a note "<why>: quality is not applicable" (the comparison reads it)
+QUALITY_NOT_APPLICABLE = "quality is not applicable"
+#: below this lowest cosine between a text embedded alone and in a batch, a method is flagged as batch-dependent
+INVARIANCE_FLAG = 0.999
 #: what a method may need besides packages
 CAPABILITIES = ("calibration", "training")
 DEVICE_KINDS = ("cpu", "cuda")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bgeq_utils.core import env
+from bgeq_utils.core import env, vocab
 from bgeq_utils.core.uncertainty import Estimate
 
 #: the identity columns of the comparison's views (the card shows one method: they are said once, above)
@@ -66,7 +66,7 @@ def verification_table(report) -> pd.DataFrame:
     rows = []
     for c in report.checks:
         row = {"loader": c.loader, "status": c.status, "environment": c.environment or None}
-        if c.status == "ok":
+        if c.status == vocab.OK:
             em, ef = c.estimate("method"), c.estimate("fp32")
             row |= {"texts": c.vs_method.get("n"),
                     f"cos vs bgeq {report.method} mean [95% CI]": em.fmt(6) if em else None,

@@ -30,7 +30,7 @@ def choose(run: str = "default", method: str = "", model_id: str | None = None, 
     kind = vocab.device_kind(device)
     mine = [r for r in results if r.device_kind == kind and (model_id is None or r.model.get("id") == model_id)]
     if method:
-        cands = [r for r in mine if r.method == method and r.is_default and r.status == "ok"]
+        cands = [r for r in mine if r.method == method and r.is_default and r.ok]
         res = max(cands, key=lambda r: r.created or "") if cands else None
         why = "chosen by name" + ("" if res else f"; run {run!r} holds no ok default Result of it on {kind}")
         return Choice(method, res, context=results, why=why)
@@ -52,7 +52,7 @@ def choose(run: str = "default", method: str = "", model_id: str | None = None, 
         ranked += [m for m in rec.table[rec.table["eligible"]]["method"] if m != rec.choice]
     skipped = []
     for label in ranked:
-        rows = t[(t["group"] == rec.group) & (t["label"] == label) & (t["status"] == "ok")]
+        rows = t[(t["group"] == rec.group) & (t["label"] == label) & (t["status"] == vocab.OK)]
         if rows.empty:
             continue
         res = cmp.measured.result(rows.iloc[-1])

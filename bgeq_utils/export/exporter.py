@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bgeq_utils import methods
-from bgeq_utils.core import env, paths
+from bgeq_utils.core import env, paths, vocab
 from bgeq_utils.core.results import Result
 from bgeq_utils.export import card as card_mod
 from bgeq_utils.export import formats, verify
@@ -113,7 +113,7 @@ class ExportReport:
 
     def check(self, loader: str | None = None) -> verify.Check | None:
         """The verification of one loader (by default the first that ran)."""
-        ran = [c for c in self.checks if c.status == "ok"]
+        ran = [c for c in self.checks if c.status == vocab.OK]
         if loader is None:
             return ran[0] if ran else None
         return next((c for c in self.checks if c.loader == loader), None)
@@ -238,7 +238,7 @@ def _files(folder: Path) -> list[dict]:
 def _fail_message(report: ExportReport, where: Path | None) -> str:
     parts = []
     for c in report.checks:
-        if c.status == "ok":
+        if c.status == vocab.OK:
             parts.append(f"{c.loader}: cosine to bgeq's {report.method} mean {c.vs_method['cos_mean']:.6f}, "
                          f"min {c.vs_method['cos_min']:.6f} (both must be >= {report.min_cosine}); "
                          f"to FP32 mean {c.vs_fp32['cos_mean']:.6f}")
@@ -329,7 +329,7 @@ def export(method: str, model: str = "default", out_dir: str | Path | None = Non
             report.notes.append(f"The Result was measured on {result.device_kind}; this export was verified on "
                                 f"{device}.")
         measured, notes = (None, [])
-        if result is not None and result.status == "ok":
+        if result is not None and result.ok:
             measured, notes = card_mod.measured_figures(result, context)
         report.seconds = round(time.perf_counter() - t0, 1)
         _write_card(tmp, report, measured, notes, result)

@@ -78,7 +78,7 @@ def main(job_path: str) -> int:
         try:
             emb = _embed(ns, texts)
             np.save(out / f"{loader['name']}.npy", emb)
-            entry |= {"status": "ok", "shape": list(emb.shape)}
+            entry |= {"status": "ok", "shape": list(emb.shape)}  # this worker imports no bgeq: the word is vocab.OK
         except Exception as e:  # noqa: BLE001
             entry |= {"status": "error", "reason": f"embedding failed: {type(e).__name__}: {str(e).strip()[:800]}",
                       "traceback": traceback.format_exc()[-3000:]}

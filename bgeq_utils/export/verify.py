@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bgeq_utils.core import vocab
 from bgeq_utils.core.uncertainty import Estimate
 from bgeq_utils.measure import metrics
 
@@ -84,7 +85,7 @@ def reload(folder: str | Path, loaders, texts: list[str], python: str | None = N
             raise RuntimeError("the reload process imported bgeq_utils: the check would not be independent")
         runs = []
         for e in rep["loaders"]:
-            emb = np.load(work / f"{e['name']}.npy") if e.get("status") == "ok" else None
+            emb = np.load(work / f"{e['name']}.npy") if e.get("status") == vocab.OK else None
             runs.append(LoaderRun(e["name"], e.get("status", "error"), e.get("reason", ""), emb,
                                   rep.get("versions", {}), rep.get("python", interpreter), e.get("seconds")))
         return runs
@@ -105,7 +106,7 @@ def compare(runs: list[LoaderRun], method_emb: np.ndarray, fp32_emb: np.ndarray,
     out = []
     for r in runs:
         c = Check(r.name, r.status, r.reason, environment=environment_of(r, packages.get(r.name, ())))
-        if r.status == "ok":
+        if r.ok:
             if r.embeddings is None or r.embeddings.shape != method_emb.shape:
                 c.status, c.passed = "error", False
                 c.reason = (f"the reloaded model gave embeddings of shape "
@@ -125,5 +126,5 @@ def compare(runs: list[LoaderRun], method_emb: np.ndarray, fp32_emb: np.ndarray,
 
 def passed(checks: list[Check]) -> bool:
     """Every loader that ran passes, none failed to run, and at least one ran."""
-    ran = [c for c in checks if c.status == "ok"]
+    ran = [c for c in checks if c.status == vocab.OK]
     return bool(ran) and all(c.passed for c in ran) and not any(c.status == "error" for c in checks)

@@ -226,11 +226,11 @@ def main(argv=None) -> int:
               f"{rec['path']} ({time.perf_counter() - t0:.0f} s)")
         return 0
     res = measure(args["run"], args["methods"], args.get("parameters", {}), progress=args.get("progress", True))
-    ok = [r for r in res if r.status == "ok"]
+    ok = [r for r in res if r.ok]
     print(f"comparison window of run {args['run']!r}: {len(ok)} of {len(res)} configurations ok in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     for r in res:
-        if r.status != "ok":
+        if not r.ok:
             print(f"  {r.label}: {r.status} ({r.reason})", flush=True)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from bgeq_utils.core import vocab
 from bgeq_utils.measure import corpus, speed
 
 #: calibration texts of a method's registry default configuration
@@ -13,7 +14,7 @@ DEFAULT_CALIBRATION = 64
 #: notebook's own study (variants, levers), shown as such wherever its figures appear
 WINDOW_COMPARISON, WINDOW_NOTEBOOK = "comparison", "notebook"
 #: the one way a Result says it has no quality: a note "<why>: quality is not applicable" (the comparison reads it)
-QUALITY_NOT_APPLICABLE = "quality is not applicable"
+QUALITY_NOT_APPLICABLE = vocab.QUALITY_NOT_APPLICABLE
 
 
 @dataclass

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from bgeq_utils.core import uncertainty as stats
+from bgeq_utils.core import vocab
 from bgeq_utils.measure import metrics, speed
 
-#: below this lowest cosine between a text embedded alone and in a batch, a method is flagged as batch-dependent
-INVARIANCE_FLAG = 0.999
+#: (defined in core.vocab: the comparison reads it too)
+INVARIANCE_FLAG = vocab.INVARIANCE_FLAG
 #: texts (and batch size) of the invariance check: eight sentence-sized texts of varied lengths already show a
 #: batch-dependent method (dynamic INT8 moves nearly every text), and each text embedded alone is one forward
 #: pass, which on a large model is what the check costs

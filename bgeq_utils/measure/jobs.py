@@ -90,9 +90,9 @@ class _Prepared:
 def _record_error(res: Result, e: Exception) -> None:
     """A method that cannot run here is skipped with the reason; one that breaks is failed with the error."""
     if isinstance(e, registry.MethodUnavailable):
-        res.status, res.reason = "skipped", str(e)
+        res.status, res.reason = vocab.SKIPPED, str(e)
         return
-    res.status, res.reason = "failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:500]
+    res.status, res.reason = vocab.FAILED, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:500]
     res.notes.append("".join(traceback.format_exception(e, limit=6))[-3000:])
     warnings.warn(f"{res.method} failed: {res.reason}")
 
@@ -243,11 +243,11 @@ def run_methods(jobs: list[Job], reference, evalset=None, *, run: str = "default
                 for j in jobs]
     groups: dict[tuple, list[_Prepared]] = {}
     for j in prepared:
-        if j.res.status == "ok" and j.encoder is not None:
+        if j.res.ok and j.encoder is not None:
             groups.setdefault(window_key(j.cfg), []).append(j)
     for group in groups.values():
         _time_together(group, reference, evalset, device, progress, window_kind)
-    todo = [j for j in prepared if j.res.status == "ok" and j.cfg.memory]
+    todo = [j for j in prepared if j.res.ok and j.cfg.memory]
     if not keep_encoders:
         for j in todo:
             _close(j)
@@ -281,7 +281,7 @@ def reusable(method: str, reference, evalset, *, run: str, device: str, calibrat
     probe = new_result(method, reference, evalset, run=run, device=device, calibration=calibration,
                        options=options, label=label, bench_config=bench_config, with_fidelity=with_fidelity)
     old = results.find(run, probe.key, probe.device_kind)
-    if old is not None and old.status == "ok" and (old.settings or {}).get("machine") == probe.settings["machine"]:
+    if old is not None and old.ok and (old.settings or {}).get("machine") == probe.settings["machine"]:
         if verbose:
             print(f"{old.label} on {old.device_kind}: reusing Result {old.key} of run {run!r} ({old.created})")
         return old
@@ -308,7 +308,7 @@ def skipped(method: str, reference, reason: str, *, run: str = "default", device
             options: dict | None = None, label: str | None = None, save: bool = True) -> Result:
     """Record a method that was not attempted here (e.g. the CUDA half of a notebook on a CPU box)."""
     res = new_result(method, reference, None, run=run, device=device, options=options, label=label)
-    res.status, res.reason = "skipped", reason
+    res.status, res.reason = vocab.SKIPPED, reason
     if save:
         results.save(res)
     return res

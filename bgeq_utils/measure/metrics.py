@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from bgeq_utils.core import vocab
+
 
 def fidelity(reference: np.ndarray, other: np.ndarray, k: int = 10, intervals: bool = True) -> dict:
     """Agreement of embeddings with FP32's for the same texts; needs no labels.
@@ -83,7 +85,7 @@ def _dcg(gains: np.ndarray) -> float:
     return float(np.sum(gains / np.log2(np.arange(2, len(gains) + 2))))
 
 
-RETRIEVAL_KEYS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+RETRIEVAL_KEYS = vocab.RETRIEVAL_KEYS
 
 
 def retrieval_per_query(run: dict[str, list[tuple[str, float]]], qrels: dict[str, dict[str, int]]
@@ -123,4 +125,4 @@ def similarity(emb_a: np.ndarray, emb_b: np.ndarray, gold: np.ndarray) -> dict:
             "pairs": int(len(gold))}
 
 
-QUALITY_KEYS = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "pearson", "spearman")
+QUALITY_KEYS = vocab.QUALITY_KEYS
