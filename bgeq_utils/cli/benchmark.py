@@ -14,7 +14,7 @@ import time
 import pandas as pd
 
 from bgeq_utils import methods
-from bgeq_utils.compare import measure, tables
+from bgeq_utils.compare import tables, tabulate
 from bgeq_utils.core import env
 from bgeq_utils.inputs import data, models
 from bgeq_utils.measure import pipeline, speed
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     pipeline.release_baselines()
     if not out:
         return 0
-    mt = measure(out, max(a.batch_sizes), max(a.seq_lens))
+    mt = tabulate(out, max(a.batch_sizes), max(a.seq_lens))
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 30)
     print(f"\n{ref.model_id} ({ref.weights}); {env.label(env.describe(a.device))}")

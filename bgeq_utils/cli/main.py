@@ -63,11 +63,11 @@ def cmd_report(a) -> int:
 
 
 def cmd_recommend(a) -> int:
-    from bgeq_utils.compare import measure
+    from bgeq_utils.compare import tabulate
     from bgeq_utils.compare.recommend import groups_on, recommend
     from bgeq_utils.core import vocab
     results, _ = _results(a.runs)
-    m = measure(results, a.batch_size, a.seq_len)
+    m = tabulate(results, a.batch_size, a.seq_len)
     device = vocab.device_kind(a.device)
     groups = groups_on(m, device)
     if not groups:

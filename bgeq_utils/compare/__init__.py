@@ -5,6 +5,6 @@
 shareable files.
 """
 from bgeq_utils.compare import ledger, measured, recommend, report, tables
-from bgeq_utils.compare.measured import Measured, load, measure
+from bgeq_utils.compare.measured import Measured, load, tabulate
 
-__all__ = ["Measured", "ledger", "load", "measure", "measured", "recommend", "report", "tables"]
+__all__ = ["Measured", "ledger", "load", "measured", "tabulate", "recommend", "report", "tables"]

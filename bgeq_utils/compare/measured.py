@@ -293,7 +293,7 @@ def speed_cell(group: list[Result], batch_size: int, seq_len: int) -> tuple[int,
     return min(cells, key=lambda c: (c[1] != seq_len, abs(math.log(c[0] / batch_size)), -c[0]))
 
 
-def measure(results, batch_size: int = 32, seq_len: int = 128) -> Measured:
+def tabulate(results, batch_size: int = 32, seq_len: int = 128) -> Measured:
     """Build the measured table of ``results`` (any mix of runs, models and devices)."""
     results = list(results)
     groups: dict[tuple, list[Result]] = {}

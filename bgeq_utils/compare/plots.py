@@ -408,7 +408,7 @@ def outlier_shares(shares, thresholds=(), env_label: str = ""):
 
 def bits_and_fidelity(pts, fp32=None, env_label: str = ""):
     """Fidelity (and nDCG@10) against measured bits per parameter, and fidelity against block size, per
-    4-bit method (``pts``: analysis.storage.points)."""
+    4-bit method (``pts``: analysis.weight_bytes.points)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
     from matplotlib.ticker import NullFormatter, ScalarFormatter

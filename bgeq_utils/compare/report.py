@@ -20,7 +20,7 @@ import pandas as pd
 
 from bgeq_utils.compare import embedding_storage, plots, tables
 from bgeq_utils.compare import ledger as ledger_mod
-from bgeq_utils.compare.measured import Measured, load, measure
+from bgeq_utils.compare.measured import Measured, load, tabulate
 from bgeq_utils.compare.recommend import Recommendation, groups_on, recommend
 from bgeq_utils.core import env, paths
 
@@ -56,7 +56,7 @@ def compute(results, sources=(), device: str = "cpu", memory_budget_mb: float | 
             batch_size: int = 32, seq_len: int = 128, claims=None, storage=None, min_cos: float = 0.99) -> Comparison:
     """The comparison of ``results``; ``storage``: notebook 08's records (by default those of the Results' runs);
     ``min_cos``: the fidelity that stands in for quality in groups without it (see :func:`recommend`)."""
-    m = measure(results, batch_size, seq_len)
+    m = tabulate(results, batch_size, seq_len)
     params = {"device": device, "memory_budget_mb": memory_budget_mb, "max_quality_loss_pct": max_quality_loss_pct,
               "min_speedup": min_speedup, "objective": objective, "min_cos": min_cos, "batch_size": batch_size,
               "seq_len": seq_len}

@@ -36,7 +36,7 @@ def measured_figures(result, context=None) -> tuple[pd.DataFrame, list[str]]:
         context = results_mod.load_run(result.run, strict=False)
     same = (result.run, result.key, result.device_kind)
     pool = [r for r in context if (r.run, r.key, r.device_kind) != same] + [result]
-    m = mm.measure(pool)            # the comparison's cell, or this group's nearest (measured.speed_cell)
+    m = mm.tabulate(pool)            # the comparison's cell, or this group's nearest (measured.speed_cell)
     keep = [i for i, u in zip(m.table.index, m.table["uid"]) if m.results[u] is result]
     sub = mm.Measured(m.table.loc[keep], m.results, m.batch_size, m.seq_len)
     rows, notes = [], []

@@ -3,8 +3,8 @@ calibration sweeps, the FP16 overflow record."""
 import pandas as pd
 import pytest
 
-from bgeq_utils.analysis import calibration, isa, outliers, overflow, qat, storage
-from bgeq_utils.compare import measure
+from bgeq_utils.analysis import calibration, isa, outliers, overflow, qat_effect, weight_bytes
+from bgeq_utils.compare import tabulate
 from tests.factories import fp32, result
 
 
@@ -27,17 +27,17 @@ def test_outlier_column_shares_are_shares_and_fall_with_the_threshold(reference,
 
 
 def test_storage_accounting_from_what_the_encoders_report(reference):
-    n_linear = storage.linear_weight_count(reference.model)
+    n_linear = weight_bytes.linear_weight_count(reference.model)
     bnb = result("nf4-bnb", disk_mb=50, param_mb=40,
                  extra={"bytes": {"quantized_weights": n_linear // 2, "quantization_constants": n_linear // 16,
                                   "higher_precision": 20e6}})
-    assert storage.linear_bits(bnb, n_linear) == pytest.approx(8 * (n_linear // 2 + n_linear // 16) / n_linear)
-    assert storage.float_share(bnb) == pytest.approx(20e6 / 40e6)
-    t = storage.bytes_table([fp32(param_mb=90.9), bnb], reference)
+    assert weight_bytes.linear_bits(bnb, n_linear) == pytest.approx(8 * (n_linear // 2 + n_linear // 16) / n_linear)
+    assert weight_bytes.float_share(bnb) == pytest.approx(20e6 / 40e6)
+    t = weight_bytes.bytes_table([fp32(param_mb=90.9), bnb], reference)
     assert t.loc["nf4-bnb", "nominal bits"] == 4
     assert t.loc["nf4-bnb", "bits/param"] == pytest.approx(8 * 40e6 / reference.num_parameters)
     assert "quantized_weights" in t.loc["nf4-bnb", "where the bytes are"]
-    pts = storage.points([bnb], reference)
+    pts = weight_bytes.points([bnb], reference)
     assert pts.loc[0, "block size"] == 64 and pts.loc[0, "bits/param"] == pytest.approx(t.loc["nf4-bnb", "bits/param"])
 
 
@@ -46,12 +46,12 @@ def test_qat_effect_reads_intervals_and_says_whether_they_separate():
     trained = result("int8-qat", label="int8-qat", loss_pct=0.2, cos=(0.9992, 0.9991, 0.9993))
     post = result("int8-qat", label="int8-qat[steps=0]", options={"steps": 0}, loss_pct=0.5,
                   cos=(0.9985, 0.9984, 0.9986))
-    text = qat.training_effect(measure([base, trained, post]), trained, post)
+    text = qat_effect.training_effect(tabulate([base, trained, post]), trained, post)
     assert "QAT keeps 0.53" in text and "(separated at 95%)" in text and "ndcg@10 loss" in text
     close = result("int8-qat", label="int8-qat[steps=0]", options={"steps": 0}, loss_pct=0.5,
                    cos=(0.99915, 0.9990, 0.9993))
-    assert "not separated" in qat.training_effect(measure([base, trained, close]), trained, close)
-    assert qat.training_figures(trained, post) is None          # no curve recorded
+    assert "not separated" in qat_effect.training_effect(tabulate([base, trained, close]), trained, close)
+    assert qat_effect.training_figures(trained, post) is None          # no curve recorded
 
 
 def test_calibration_sweep_table_joins_each_size_to_its_figures():
@@ -61,7 +61,7 @@ def test_calibration_sweep_table_joins_each_size_to_its_figures():
     for r, n in zip(rs[1:], (16, 64)):
         r.settings["calibration"] = n
         r.key = f"int8-static-onnx-{n}"
-    t = calibration.sweep_table(measure(rs), rs[1:])
+    t = calibration.sweep_table(tabulate(rs), rs[1:])
     assert list(t["calibration method"]) == ["MinMax", "MinMax"]
     assert list(t["calibration texts"]) == [16, 64]
     assert t["cos_mean"].tolist() == pytest.approx([0.990, 0.995])

@@ -2,7 +2,7 @@
 import pytest
 
 from bgeq_utils.analysis import levers
-from bgeq_utils.compare import measure
+from bgeq_utils.compare import tabulate
 from tests import factories as f
 
 
@@ -17,7 +17,7 @@ def _runs(fast_speed=(4.6, 4.4, 4.8), fast_cos=0.9985, fast_loss=0.0, base_speed
 
 def test_the_table_has_one_row_per_lever_with_intervals():
     runs = _runs()
-    t = levers.table(measure(runs), runs[1:])
+    t = levers.table(tabulate(runs), runs[1:])
     assert list(t["lever"]) == ["int8-static-openvino", "int8-static-openvino[smooth_quant_alpha=0.5]"]
     assert t["x FP32 same runtime"][1] == "4.60 [4.40, 4.80]"
     assert t["quality bar"][0] == "met"
@@ -25,21 +25,21 @@ def test_the_table_has_one_row_per_lever_with_intervals():
 
 def test_a_faster_lever_that_meets_the_bar_and_is_separated_becomes_the_choice():
     runs = _runs()
-    label, why = levers.choose(measure(runs), runs[1:])
+    label, why = levers.choose(tabulate(runs), runs[1:])
     assert label == "int8-static-openvino[smooth_quant_alpha=0.5]" and "x the default" in why
 
 
 def test_a_lever_not_separated_from_the_default_leaves_the_default():
     runs = _runs(fast_speed=(3.9, 3.6, 4.2))
-    label, why = levers.choose(measure(runs), runs[1:])
+    label, why = levers.choose(tabulate(runs), runs[1:])
     assert label == "int8-static-openvino" and "not separated" in why
 
 
 def test_a_faster_lever_that_loses_quality_is_not_chosen():
     runs = _runs(fast_cos=0.99, fast_loss=3.0)
-    t = levers.table(measure(runs), runs[1:])
+    t = levers.table(tabulate(runs), runs[1:])
     assert "cos mean" in t["quality bar"][1] and "nDCG@10 loss" in t["quality bar"][1]
-    assert levers.choose(measure(runs), runs[1:])[0] == "int8-static-openvino"
+    assert levers.choose(tabulate(runs), runs[1:])[0] == "int8-static-openvino"
 
 
 def test_bad_variant_lists_are_refused():

@@ -1,7 +1,7 @@
 """The measured table: like-for-like groups, one baseline per group, quality per metric with intervals."""
 import pytest
 
-from bgeq_utils.compare import measure, recommend
+from bgeq_utils.compare import recommend, tabulate
 from bgeq_utils.compare.measured import default_rows, estimate
 from tests.factories import BGE, fp32, result
 
@@ -22,7 +22,7 @@ def two_models():
            result("int8-dynamic-onnx", model=BGE, run="big", runtime="onnxruntime", runtime_baseline="fp32-onnx",
                   disk_mb=340, mem_mb=(600, 590, 610), speed=(7.3, 7.0, 7.5), cos=(0.99, 0.98, 0.995)),
            result("bf16", model=BGE, run="big", disk_mb=670, mem_mb=800, speed=(1.5, 1.4, 1.6), cos=0.9999)]
-    return measure(mini + bge)
+    return tabulate(mini + bge)
 
 
 def test_each_result_is_compared_with_the_fp32_of_its_own_group(two_models):
@@ -50,7 +50,7 @@ def test_results_of_two_models_are_never_ranked_together(two_models):
 
 
 def test_a_result_without_a_baseline_in_its_group_gets_no_ratio():
-    m = measure([fp32(), result("int8-dynamic-onnx", model=BGE, run="big", mem_mb=600, disk_mb=340, speed=7.0)])
+    m = tabulate([fp32(), result("int8-dynamic-onnx", model=BGE, run="big", mem_mb=600, disk_mb=340, speed=7.0)])
     lone = _row(m, "int8-dynamic-onnx", "bge-large-en-v1.5")
     import pandas as pd
     assert pd.isna(lone["baseline"]) and pd.isna(lone["memory_ratio"]) and pd.isna(lone["size_ratio"])
@@ -62,7 +62,7 @@ def test_headline_loss_is_the_worst_metric_and_gains_never_offset():
     gainer = result("int8-x", loss_pct=2.0)
     gainer.per_query["mrr@10"] = [v * 1.05 for v in base.per_query["mrr@10"]]     # +5% on one metric
     gainer.quality["mrr@10"] = base.quality["mrr@10"] * 1.05
-    row = _row(measure([base, gainer]), "int8-x")
+    row = _row(tabulate([base, gainer]), "int8-x")
     assert row["quality_loss_metric"] in ("ndcg@10", "recall@10", "spearman")
     assert row["quality_loss_pct"] == pytest.approx(max(row["loss:ndcg@10"], row["loss:recall@10"],
                                                         row["loss:spearman"]))
@@ -75,7 +75,7 @@ def test_variants_are_detail_the_default_represents_the_method():
     rs = [fp32(), result("int8-dynamic-onnx", speed=2.0, loss_pct=1.0),
           result("int8-dynamic-onnx", label="int8-dynamic-onnx[weight_type=QUInt8]", options={"weight_type": "QUInt8"},
                  speed=2.5, loss_pct=5.0)]
-    d = default_rows(measure(rs))
+    d = default_rows(tabulate(rs))
     assert list(d["label"]) == ["fp32", "int8-dynamic-onnx"]
 
 
@@ -86,12 +86,12 @@ def test_a_group_timed_on_another_grid_is_read_at_its_nearest_cell():
     cpu = [fp32(batch=8), result("int8-dynamic-onnx", batch=8, speed=(3.0, 2.8, 3.2), loss_pct=1.0)]
     gpu = [fp32(run="gpu", device="cuda", batch=32), result("fp16", run="gpu", device="cuda", batch=32,
                                                            speed=(2.8, 2.7, 2.9), loss_pct=0.0)]
-    m = measure(cpu + gpu, 8, 128)
+    m = tabulate(cpu + gpu, 8, 128)
     t = m.table.set_index(["device", "method"])
     assert t.loc[("cpu", "int8-dynamic-onnx"), "speed_cell"] == "8x128"
     assert t.loc[("cuda", "fp16"), "speed_cell"] == "32x128"
     assert t.loc[("cuda", "fp16"), "speed_vs_eager"] == pytest.approx(2.8)
-    assert "cell" in tables.speed(m).columns and "cell" not in tables.speed(measure(cpu, 8, 128)).columns
+    assert "cell" in tables.speed(m).columns and "cell" not in tables.speed(tabulate(cpu, 8, 128)).columns
 
 
 def test_batch_invariance_is_shown_beside_fidelity_and_a_drifting_method_is_flagged():
@@ -101,7 +101,7 @@ def test_batch_invariance_is_shown_beside_fidelity_and_a_drifting_method_is_flag
     steady = result("int8-static-onnx", "int8", cos=0.995, loss_pct=0.0, speed=2.0)
     drift.fidelity["batch_invariance"] = {"cos_min": 0.9849}
     steady.fidelity["batch_invariance"] = {"cos_min": 0.9999997}
-    m = measure([base, drift, steady])
+    m = tabulate([base, drift, steady])
     t = tables.fidelity(m).set_index("method")
     assert t.loc["int8-dynamic-onnx", "batch cos min"] == "0.984900 drifts"
     assert t.loc["int8-static-onnx", "batch cos min"] == "1.000000"
@@ -117,7 +117,7 @@ def _window(wid: str, busy: float = 0.0, kind: str = "comparison") -> dict:
 def test_one_quiet_window_needs_no_note_and_each_row_names_its_window():
     from bgeq_utils.compare import measured
     rs = [fp32(extra=_window("w1")), result("int8-dynamic-onnx", speed=3.0, extra=_window("w1"))]
-    m = measured.measure(rs, 32, 128)
+    m = measured.tabulate(rs, 32, 128)
     assert measured.window_note(measured.default_rows(m)) is None
     assert [measured.window_label(r) for _, r in m.table.iterrows()] == ["comparison w1", "comparison w1"]
 
@@ -127,7 +127,7 @@ def test_speed_from_several_windows_or_a_busy_one_is_said_in_tables_and_recommen
     rs = [fp32(extra=_window("w1")),
           result("int8-dynamic-onnx", speed=3.0, loss_pct=0.1, cos=0.999, extra=_window("w1")),
           result("int8-static-onnx", speed=2.0, loss_pct=0.1, cos=0.999, extra=_window("w2", 0.4))]
-    m = measured.measure(rs, 32, 128)
+    m = measured.tabulate(rs, 32, 128)
     note = measured.window_note(measured.default_rows(m))
     assert "from 2 windows (comparison w1, comparison w2)" in note and "busy machine" in note and "40%" in note
     assert "busy: 40%" in measured.window_label(m.table[m.table["method"] == "int8-static-onnx"].iloc[0])
@@ -167,7 +167,7 @@ def test_the_worst_of_four_interval_is_simultaneous_and_covers_95_percent():
 
 
 def test_the_headline_loss_names_its_simultaneous_interval_and_adjusts_its_p():
-    m = measure([fp32(), result("int8-dynamic-onnx", loss_pct=2.0, changed=20)])
+    m = tabulate([fp32(), result("int8-dynamic-onnx", loss_pct=2.0, changed=20)])
     r = _row(m, "int8-dynamic-onnx")
     e = estimate(r, "quality_loss_pct")
     assert "simultaneous" in e.how and "Bonferroni" in e.how
@@ -182,7 +182,7 @@ def test_the_fidelity_threshold_for_groups_without_quality_is_a_named_parameter(
     a = dict(model=BGE, run="big", loss_pct=None)
     rs = [fp32(**a), result("int8-dynamic-onnx", speed=(3.0, 2.9, 3.1), cos=(0.985, 0.984, 0.986), **a),
           result("bf16", speed=(1.5, 1.4, 1.6), cos=(0.9995, 0.9994, 0.9996), **a)]
-    m = measure(rs)
+    m = tabulate(rs)
     strict = recommend.recommend(m, min_cos=0.99)
     assert strict.choice == "bf16" and "min_cos = 0.99" in strict.evidence["quality stand-in"]
     assert any("outlier activations" in c and "min_cos = 0.99" in c for c in strict.caveats)
@@ -199,6 +199,6 @@ def test_cuda_bytes_allocated_alike_in_every_process_are_exact_and_an_rss_range_
                   "resident": U.spread([433e6, 433e6]).to_dict(), "batch_size": 32, "seq_len": 128}
     cpu.memory = {"peak": U.spread([719e6, 719e6]).to_dict() | {"what": "peak RSS over the baseline process"},
                   "resident": U.spread([433e6, 433e6]).to_dict(), "batch_size": 32, "seq_len": 128}
-    g, c = (_row(measure([r]), "int8-dynamic-torch", model="bge-large-en-v1.5") for r in (gpu, cpu))
+    g, c = (_row(tabulate([r]), "int8-dynamic-torch", model="bge-large-en-v1.5") for r in (gpu, cpu))
     assert estimate(g, "memory_mb").fmt(0) == "719 [exact]" and estimate(g, "resident_mb").fmt(0) == "433 [exact]"
     assert estimate(c, "memory_mb").is_range and g["memory_batch"] == "32x128"

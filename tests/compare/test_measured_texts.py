@@ -3,7 +3,7 @@ weights read 'not applicable (random weights)', never an empty 'not measured'; a
 import pandas as pd
 import pytest
 
-from bgeq_utils.compare import measure, recommend, tables
+from bgeq_utils.compare import recommend, tables, tabulate
 from bgeq_utils.compare.measured import quality_not_applicable
 from tests.factories import BGE, MINI, fp32, result, unlabelled
 
@@ -29,7 +29,7 @@ def mixed():
                           mem_mb=200, speed=2.0, loss_pct=1.0, cos=0.99)]
     bge = [fp32(model=BGE, run="big", disk_mb=1340, mem_mb=1500, loss_pct=None, dataset="lee"),
            result("bf16", model=BGE, run="big", disk_mb=670, mem_mb=800, speed=1.5, cos=0.9999)]
-    return measure(lee + bge + _texts_group())
+    return tabulate(lee + bge + _texts_group())
 
 
 def test_the_reason_comes_from_the_pipeline_note():
@@ -62,7 +62,7 @@ def test_a_texts_group_gets_a_labelled_proxy_from_a_group_with_quality_and_never
 
 
 def test_the_guide_table_reads_not_applicable_without_a_proxy():
-    gt = tables.guide_table(measure(_texts_group()))
+    gt = tables.guide_table(tabulate(_texts_group()))
     assert gt["quality loss %"].tolist() == [NA_TEXTS, NA_TEXTS] and gt["cos to fp32"].notna().all()
     assert "quality from" not in gt or gt["quality from"].isna().all()
 
@@ -71,6 +71,6 @@ def test_the_proxy_prefers_the_same_model():
     other = {**MINI, "id": "org/other-model"}
     labelled = [fp32(run="a-first", model=other), result("int8-x", run="a-first", model=other, loss_pct=5.0),
                 fp32(run="z-last"), result("int8-x", run="z-last", loss_pct=1.0)]
-    m = measure(labelled + [unlabelled("fp32", run="mine"), unlabelled("int8-x", run="mine", cos=0.99)])
+    m = tabulate(labelled + [unlabelled("fp32", run="mine"), unlabelled("int8-x", run="mine", cos=0.99)])
     mine = _row(m, "int8-x", "my-texts.txt")
     assert "all-MiniLM-L6-v2 on lee (run 'z-last')" == mine["proxy_source"]

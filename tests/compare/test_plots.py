@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bgeq_utils.compare import measure, plots, report
+from bgeq_utils.compare import plots, report, tabulate
 from tests.compare.realistic import realistic_results
 from tests.factories import fp32, result
 
@@ -23,7 +23,7 @@ def _close_figures():
 @pytest.fixture(scope="module")
 def realistic():
     rs = realistic_results()
-    return rs, measure(rs)
+    return rs, tabulate(rs)
 
 
 def _fig(x):
@@ -118,7 +118,7 @@ def test_notebook_figures_have_no_overlapping_labels():
     layers = pd.DataFrame([{"layer": layer, "site": s, "max_abs": float(10 ** rng.uniform(0, 3.5))}
                            for layer in range(-1, 6) for s in ("attention.self", "intermediate.dense", "output.dense",
                                                                "output.pre_norm", "layer")])
-    m = measure([fp32(run="default")] + [result(mm, run="default", speed=(s, s * 0.9, s * 1.1), loss_pct=0.5, cos=0.99)
+    m = tabulate([fp32(run="default")] + [result(mm, run="default", speed=(s, s * 0.9, s * 1.1), loss_pct=0.5, cos=0.99)
                                          for mm, s in (("int8-static-onnx", 1.9), ("int8-static-openvino", 3.4),
                                                        ("int8-static-torch", 1.95))])
     figs = {"calibration_curves": plots.calibration_curves(sweep, env_label=ENV),

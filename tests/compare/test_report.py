@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from bgeq_utils.compare import load, measure, recommend, report
+from bgeq_utils.compare import load, recommend, report, tabulate
 from bgeq_utils.core import paths, results
 from tests.factories import BGE, fp32, result
 
@@ -37,7 +37,7 @@ def result_set():
 
 
 def test_recommendation_picks_the_fastest_within_quality_and_says_what_would_change(result_set):
-    m = measure(result_set)
+    m = tabulate(result_set)
     small = [g for g in set(m.table["group"]) if "small" in g][0]
     rec = recommend.recommend(m, "cpu", group=small)
     assert rec.choice == MADE_UP and rec.decided
@@ -52,7 +52,7 @@ def test_recommendation_picks_the_fastest_within_quality_and_says_what_would_cha
 def test_a_ranking_the_intervals_do_not_separate_is_undecided():
     rs = [fp32(), result("int8-dynamic-onnx", speed=(2.0, 1.8, 2.2), loss_pct=0.0, cos=0.999),
           result("bf16", speed=(1.9, 1.7, 2.1), loss_pct=0.0, cos=0.9999)]
-    rec = recommend.recommend(measure(rs), "cpu")
+    rec = recommend.recommend(tabulate(rs), "cpu")
     assert rec.choice == "int8-dynamic-onnx" and not rec.decided
     assert any("not separated" in c for c in rec.caveats)
 

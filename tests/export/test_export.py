@@ -90,7 +90,7 @@ def test_model_card_shows_the_results_measured_row(onnx_export):
                          runtime_baseline="fp32-onnx", loss_pct=0.8, changed=12, cos=(0.993, 0.992, 0.994))
     fig, notes = card_mod.measured_figures(r, [base])
     text = card_mod.render(onnx_export, fig, notes, r)
-    m = measured.measure([base, r])
+    m = measured.tabulate([base, r])
     row = m.table[m.table["method"] == "int8-dynamic-onnx"].iloc[0]
     for shown in (tables.fmt(row, "speed_vs_eager"), tables.fmt(row, "speed_vs_runtime"),
                   tables.fmt(row, "memory_mb", 0), tables.fmt(row, "quality_loss_pct"), tables.fmt(row, "cos_mean", 4)):

@@ -202,7 +202,7 @@ def test_methods_measured_together_share_one_window_and_their_baselines(referenc
 
 def test_a_failed_rerun_keeps_the_good_result_and_the_comparison_reports_it(reference, lee_small, tiny_bench,
                                                                            monkeypatch):
-    from bgeq_utils.compare import load, measure
+    from bgeq_utils.compare import load, tabulate
     good = pipeline.run_method("fp32", reference, lee_small, run="pytest-rerun", bench_config=tiny_bench,
                                progress=False)
     assert good.status == "ok"
@@ -216,7 +216,7 @@ def test_a_failed_rerun_keeps_the_good_result_and_the_comparison_reports_it(refe
     assert bad.status == "failed" and bad.key == good.key
     kept = results.load_run("pytest-rerun")
     assert [r.status for r in kept] == ["ok"] and kept[0].created == good.created
-    m = measure(load(["pytest-rerun"])[0])
+    m = tabulate(load(["pytest-rerun"])[0])
     assert "failed" in m.table.loc[0, "latest_attempt"] and "disk full" in m.table.loc[0, "latest_attempt"]
 
 

@@ -51,10 +51,10 @@ def test_a_file_of_texts_gets_fidelity_and_speed_on_its_texts_and_no_quality(ref
 
 
 def test_the_comparison_marks_quality_not_applicable(reference, own_texts, tiny_bench):
-    from bgeq_utils.compare import measure, tables
+    from bgeq_utils.compare import tables, tabulate
     rs = [pipeline.run_method(m, reference, own_texts, run="pytest-texts-cmp", bench_config=tiny_bench, progress=False)
           for m in ("fp32", "int8-dynamic-torch")]
-    q = tables.quality(measure(rs))
+    q = tables.quality(tabulate(rs))
     assert list(q["headline loss %"]) == ["not applicable (no labels)"] * 2
 
 
