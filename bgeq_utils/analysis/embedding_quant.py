@@ -34,7 +34,6 @@ import json
 import time
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -304,7 +303,7 @@ def time_searches(exact, calls: dict, n_queries: int, budget) -> dict:
 
 # --- the record ---------------------------------------------------------------------------------------
 @dataclass
-class IndexResult:
+class IndexResult(results.Record):
     """One (model method x output precision x rescore multiplier) of one run: index bytes, search speed and
     retention against FP32 model + exact float32 search. Filed under its key (model method + hash of every
     setting, output precision and multiplier included)."""
@@ -331,25 +330,12 @@ class IndexResult:
     kind: str = KIND
     schema: int = SCHEMA_VERSION
 
-    @property
-    def ok(self) -> bool:
-        """Measured (not skipped, not failed)."""
-        return self.status == vocab.OK
-
     def __post_init__(self):
-        if self.status not in STATUSES:
-            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
+        self.check_and_stamp()
         self.label = self.label or label_of(self.model_method, self.output_precision, self.rescore_multiplier)
-        self.created = self.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.key = self.key or results.make_key(self.model_method, {}, self.settings | {
             "output_precision": self.output_precision, "rescore_multiplier": self.rescore_multiplier})
 
-    @property
-    def device_kind(self) -> str:
-        return self.device.get("kind", "cpu")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def label_of(method: str, precision: str, multiplier: int) -> str:
@@ -365,7 +351,7 @@ def records_dir(run: str) -> Path:
 def save(rec: IndexResult, folder: str | Path | None = None) -> Path:
     """Atomic write under outputs/<run>/results/embedding_quant/ (group-readable)."""
     folder = Path(folder) if folder else records_dir(rec.run)
-    return results.write_json(rec.to_dict(), folder / f"{rec.key}__{rec.device_kind}.json")
+    return results.write_json(rec.to_dict(), folder / rec.file_name)
 
 
 def load(path: str | Path) -> IndexResult:

@@ -40,8 +40,38 @@ def make_key(method: str, options: dict, settings: dict) -> str:
     return f"{method}-{digest.hexdigest()[:8]}"
 
 
+class Record:
+    """What every measured record shares (a method's Result, an embedding index's record): a status from the
+    vocabulary, a creation stamp, the device kind, and the file name its key and device give it."""
+    status: str
+    device: dict
+    key: str
+    created: str
+
+    def check_and_stamp(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
+        self.created = self.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    @property
+    def ok(self) -> bool:
+        """Measured (not skipped, not failed)."""
+        return self.status == vocab.OK
+
+    @property
+    def device_kind(self) -> str:
+        return self.device.get("kind", "cpu")
+
+    @property
+    def file_name(self) -> str:
+        return f"{safe_name(self.key)}__{self.device_kind}.json"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 @dataclass
-class Result:
+class Result(Record):
     run: str
     method: str
     label: str = ""                     # for people: the method, or method[option=value,...] for a variant
@@ -73,28 +103,14 @@ class Result:
 
     def __post_init__(self):
         self.label = self.label or self.method
-        if self.status not in STATUSES:
-            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
-        self.created = self.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.check_and_stamp()
         self.key = self.key or make_key(self.method, self.options, self.settings)
-
-    @property
-    def ok(self) -> bool:
-        """Measured (not skipped, not failed)."""
-        return self.status == vocab.OK
-
-    @property
-    def device_kind(self) -> str:
-        return self.device.get("kind", "cpu")
 
     def speed_at(self, batch_size: int, seq_len: int) -> dict | None:
         for row in self.speed:
             if row.get("batch_size") == batch_size and row.get("seq_len") == seq_len:
                 return row
         return None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def safe_name(text: str) -> str:
@@ -103,7 +119,7 @@ def safe_name(text: str) -> str:
 
 
 def file_name(result: Result) -> str:
-    return f"{safe_name(result.key)}__{result.device_kind}.json"
+    return result.file_name
 
 
 def _default(o):
