@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[notebooks,test,openvino,ct2]"
+	$(PY) -m pip install -q -e ".[notebooks,test,backends]"
 	@# a CUDA machine also gets the gpu extra; onnxruntime-gpu is reinstalled last because it ships the same
 	@# onnxruntime package as the CPU build, and the files installed last are the ones imported
 	@if nvidia-smi -L >/dev/null 2>&1; then \

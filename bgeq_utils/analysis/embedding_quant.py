@@ -178,9 +178,18 @@ def index_kind(precision: str) -> str:
                                                                                 "IndexBinaryFlat (Hamming)")
 
 
+def _faiss():
+    """faiss, imported when an index is built (an extra: its absence is an error that says how to install it)."""
+    try:
+        import faiss
+    except ImportError as e:
+        raise ImportError(f"searching quantized embeddings needs faiss: {vocab.install_hint('faiss')}") from e
+    return faiss
+
+
 def build_index(qc: QuantizedCorpus):
     """The faiss index holding ``qc``'s codes exactly (one byte per int8 / uint8 code, one bit per binary one)."""
-    import faiss
+    faiss = _faiss()
     if qc.precision == "float32":
         index = faiss.IndexFlatIP(qc.dim)
         index.add(qc.codes)
@@ -214,7 +223,7 @@ def index_bytes(index) -> int:
 
 def serialized_bytes(index) -> int:
     """The index as faiss writes it to disk: codes plus header."""
-    import faiss
+    faiss = _faiss()
     ser = faiss.serialize_index_binary if isinstance(index, faiss.IndexBinary) else faiss.serialize_index
     return int(len(ser(index)))
 
@@ -282,7 +291,7 @@ def time_searches(exact, calls: dict, n_queries: int, budget) -> dict:
     """Each configuration's latency per query (µs, median with its 95% interval) and its speed-up over exact
     float32 search, each timed in its own window alternating with ``exact`` (A B A B ..., so that neither side
     always follows the other), faiss on SEARCH_THREADS threads."""
-    import faiss
+    faiss = _faiss()
 
     from bgeq_utils.measure import speed
     threads = faiss.omp_get_max_threads()
@@ -557,7 +566,7 @@ def _saved(records: list[IndexResult], save_records: bool) -> list[IndexResult]:
 
 def _faiss_version() -> str | None:
     try:
-        import faiss
+        faiss = _faiss()
         return faiss.__version__
     except ImportError:  # pragma: no cover
         return None

@@ -27,6 +27,18 @@ RETRIEVAL_DEGRADATION_KEYS = ("recall@10", "mrr@10")
 QUALITY_NOT_APPLICABLE = "quality is not applicable"
 #: below this lowest cosine between a text embedded alone and in a batch, a method is flagged as batch-dependent
 INVARIANCE_FLAG = 0.999
+#: the extra of bgeq that installs a backend's top-level module (make setup installs every extra)
+EXTRAS = {"openvino": "openvino", "nncf": "openvino", "ctranslate2": "ct2", "bitsandbytes": "bnb", "accelerate": "bnb",
+          "torchao": "torchao", "optimum": "quanto", "faiss": "faiss", "dask": "dask", "distributed": "dask"}
+
+
+def install_hint(module: str) -> str:
+    """How to install the library that provides ``module``: its bgeq extra where it has one."""
+    top = module.split(".")[0]
+    extra = EXTRAS.get(top)
+    return f"pip install -e '.[{extra}]' (make setup installs every extra)" if extra else f"pip install {top}"
+
+
 #: what a method may need besides packages
 CAPABILITIES = ("calibration", "training")
 DEVICE_KINDS = ("cpu", "cuda")

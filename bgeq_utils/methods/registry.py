@@ -51,7 +51,7 @@ class MethodSpec:
                 return "no CUDA GPU visible on this machine"
         for mod in self.packages:
             if importlib.util.find_spec(mod) is None:
-                return f"Python package '{mod}' is not installed (pip install {mod.split('.')[0]})"
+                return f"Python package '{mod}' is not installed ({vocab.install_hint(mod)})"
         return None
 
     def option_defaults(self) -> dict:

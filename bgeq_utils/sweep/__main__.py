@@ -10,7 +10,10 @@ some failed (they are in outputs/sweep-<name>/sweep.json), 2 when the grid or th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
+
+from bgeq_utils.core import vocab
 
 
 def parser(prog: str = "python -m bgeq_utils.sweep") -> argparse.ArgumentParser:
@@ -44,6 +47,9 @@ def main(argv=None, prog: str = "python -m bgeq_utils.sweep") -> int:
         if a.dry_run:
             print(dry_run(g))
             return 0
+        if importlib.util.find_spec("distributed") is None:
+            raise ValueError("a sweep runs its tasks on Dask, which is not installed: "
+                             + vocab.install_hint("distributed"))
         m = schedule.run_sweep(g, scheduler=a.scheduler, workers=a.workers, outputs=a.outputs,
                                rerun_all=a.rerun_all)
     except (grid.GridError, cluster.ClusterError, FileNotFoundError, ValueError) as e:

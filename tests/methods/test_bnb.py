@@ -107,7 +107,8 @@ def test_missing_package_is_skipped(reference, monkeypatch):
     import importlib.util
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "bitsandbytes" else real(n, *a))
-    with pytest.raises(methods.MethodUnavailable, match="'bitsandbytes' is not installed"):
+    with pytest.raises(methods.MethodUnavailable,
+                       match=r"'bitsandbytes' is not installed \(pip install -e '\.\[bnb\]'"):
         methods.build("int8-bnb", reference)
 
 
