@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bgeq_utils.core import results as results_mod
 from bgeq_utils.core import vocab
 
 FP16_MAX = vocab.FP16_MAX
@@ -252,7 +253,6 @@ def study_check(reference, evalset, n_texts: int | None = 16, risk_factor: float
 
 def attach(record: dict, results) -> list:
     """Store the check with every FP16 Result (``extra.fp16_overflow``) so the comparison can cite it."""
-    from bgeq_utils.core import results as results_mod
     out = []
     for r in results:
         if r.method == "fp16" and r.ok:

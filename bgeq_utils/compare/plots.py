@@ -9,7 +9,9 @@ import textwrap
 
 import numpy as np
 
+from bgeq_utils.compare.measured import default_rows
 from bgeq_utils.core import paths, vocab
+from bgeq_utils.core.vocab import FP16_MAX
 
 PALETTE = "colorblind"
 
@@ -155,7 +157,6 @@ def quality_vs_speed(m, group: str, env_label: str = "", ax=None):
     configuration on the Pareto frontier (no other method both faster and better); others unlabelled."""
     import matplotlib.pyplot as plt
 
-    from bgeq_utils.compare.measured import default_rows
     t = m.table
     if t.empty:
         return None
@@ -261,7 +262,6 @@ def size_memory_bars(m, env_label: str = ""):
     configuration, one row of panels per group."""
     import matplotlib.pyplot as plt
 
-    from bgeq_utils.compare.measured import default_rows
     t = default_rows(m, ok_only=True)
     cols = [c for c in ("disk_mb", "memory_mb") if c in t and t[c].notna().any()]
     if t.empty or not cols:
@@ -449,7 +449,6 @@ def overflow_by_layer(table, env_label: str = ""):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from bgeq_utils.core.vocab import FP16_MAX
     layers = table[table["layer"] >= 0]
     fig, ax = plt.subplots(figsize=(8, 4))
     sns.lineplot(layers, x="layer", y="max_abs", hue="site", marker="o", ax=ax)

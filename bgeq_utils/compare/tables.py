@@ -18,6 +18,7 @@ from bgeq_utils.compare.measured import (
     window_note,
 )
 from bgeq_utils.core import vocab
+from bgeq_utils.core.uncertainty import Estimate
 from bgeq_utils.measure import corpus
 
 TARGET_MODEL = "bge-large"
@@ -202,7 +203,6 @@ def status(m: Measured) -> pd.DataFrame:
 
 def speed_grid(result) -> pd.DataFrame:
     """Every cell of one Result's speed grid: tokens/s, latency, and both speed-ups with their 95% intervals."""
-    from bgeq_utils.core.uncertainty import Estimate
     rows = []
     for r in result.speed:
         t = Estimate(r["tokens_per_s"], r.get("tokens_per_s_low"), r.get("tokens_per_s_high"))
@@ -239,7 +239,6 @@ def fastest(m: Measured, method: str, column: str = "speed_vs_runtime") -> str:
 
 def corpus_throughput(record: dict) -> pd.DataFrame:
     """Whole passes over a corpus of real lengths in length-sorted batches (``measure.corpus``), side by side."""
-    from bgeq_utils.core.uncertainty import Estimate
     rows = []
     for r in record.get("rows", []):
         s = Estimate(r["sentences_per_s"], r.get("sentences_per_s_low"), r.get("sentences_per_s_high"))
@@ -259,7 +258,6 @@ def corpus_throughput(record: dict) -> pd.DataFrame:
 def window(rows: list[dict]) -> pd.DataFrame:
     """Configurations timed in one interleaved window (``measure.speed.window``): tokens/s, the speed-up over
     the window's first configuration and over its fastest FP32 one, share of the same-precision GEMM ceiling."""
-    from bgeq_utils.core.uncertainty import Estimate
     out = []
     for r in rows:
         t = Estimate(r["tokens_per_s"], r.get("tokens_per_s_low"), r.get("tokens_per_s_high"))

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from bgeq_utils.compare import measured as mm
+from bgeq_utils.compare import tables
+from bgeq_utils.compare.report import markdown_table as md
 from bgeq_utils.core import env, vocab
+from bgeq_utils.core import results as results_mod
 from bgeq_utils.core.uncertainty import Estimate
 
 #: the identity columns of the comparison's views (the card shows one method: they are said once, above)
@@ -20,7 +24,6 @@ def _blank(v) -> bool:
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    from bgeq_utils.compare.report import markdown_table as md
     return md(df)
 
 
@@ -29,9 +32,6 @@ def measured_figures(result, context=None) -> tuple[pd.DataFrame, list[str]]:
 
     Deltas and speed-ups need the FP32 Result of the same group: ``context`` (Results of the same run; by
     default those saved under ``outputs/<run>/results``) supplies it."""
-    from bgeq_utils.compare import measured as mm
-    from bgeq_utils.compare import tables
-    from bgeq_utils.core import results as results_mod
     if context is None:
         context = results_mod.load_run(result.run, strict=False)
     same = (result.run, result.key, result.device_kind)

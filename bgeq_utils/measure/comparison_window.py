@@ -23,8 +23,9 @@ import sys
 import time
 
 from bgeq_utils import methods as registry
-from bgeq_utils.core import vocab
-from bgeq_utils.measure import pipeline
+from bgeq_utils.core import env, paths, results, vocab
+from bgeq_utils.core.uncertainty import Estimate, window_ratio
+from bgeq_utils.measure import pipeline, speed
 
 #: share of the memory available at the start that the encoders of one sub-window may take
 MEMORY_SHARE = 0.6
@@ -128,9 +129,6 @@ def repeat(run: str, names: list[str], parameters: dict, windows: int = 2, progr
     between windows on this machine, and the machine's load during each."""
     import warnings
 
-    from bgeq_utils.core import env, paths, results
-    from bgeq_utils.core.uncertainty import Estimate
-    from bgeq_utils.measure import speed
 
     s, cfg, here, groups = _plan(run, names, parameters)
     if len(groups) > 1:
@@ -175,7 +173,6 @@ def pair_table(record: dict, a: str, b: str):
     whether the windows agree: a comparison of two methods timed side by side, twice."""
     import pandas as pd
 
-    from bgeq_utils.core.uncertainty import window_ratio
     es = [window_ratio(w["rounds_s"][a], w["rounds_s"][b]) for w in record["windows"]
           if a in w.get("rounds_s", {}) and b in w.get("rounds_s", {})]
     row = {"pair": f"{b} over {a}", **{f"window {i}": e.fmt(2) for i, e in enumerate(es, 1)},
@@ -187,7 +184,6 @@ def repeat_table(record: dict):
     """One row per method and baseline: the speed-up of each window with its interval, and whether they agree."""
     import pandas as pd
 
-    from bgeq_utils.core.uncertainty import Estimate
     rows = []
     for n in record["methods"]:
         for role in ("eager", "runtime"):

@@ -10,6 +10,7 @@ import numpy as np
 from bgeq_utils import methods as registry
 from bgeq_utils.core import env, paths, results, vocab
 from bgeq_utils.core.results import Result
+from bgeq_utils.inputs import data as data_mod
 from bgeq_utils.measure.config import DEFAULT_CALIBRATION, BenchConfig
 
 
@@ -20,7 +21,6 @@ def calibration_id(calibration) -> int | str | None:
         return None
     if isinstance(calibration, int):
         return calibration
-    from bgeq_utils.inputs import data as data_mod
     texts = list(calibration)
     if texts == data_mod.calibration_texts(len(texts)):
         return len(texts)

@@ -17,6 +17,7 @@ from bgeq_utils import methods as registry
 from bgeq_utils.core import env, paths, results, vocab
 from bgeq_utils.core import progress as progress_events
 from bgeq_utils.core.results import Result
+from bgeq_utils.inputs import data as data_mod
 from bgeq_utils.measure import corpus, speed
 from bgeq_utils.measure.baselines import BASELINE_NAMES, baselines_for
 from bgeq_utils.measure.config import DEFAULT_CALIBRATION, QUALITY_NOT_APPLICABLE, WINDOW_NOTEBOOK, BenchConfig
@@ -100,7 +101,6 @@ def _record_error(res: Result, e: Exception) -> None:
 def _prepare(method, reference, evalset, *, run, device, calibration, options, label, cfg, reference_emb,
              progress) -> _Prepared:
     """Build the method and measure what needs no other method: quality, fidelity, batch invariance, size."""
-    from bgeq_utils.inputs import data as data_mod
 
     spec = registry.get(method)
     if "calibration" not in spec.needs:
@@ -318,7 +318,6 @@ def build_configurations(reference, configurations, device: str = "cpu", calibra
                          ) -> tuple[dict, dict, dict]:
     """Encoders of several (method, options) configurations, for timing them together: ({label: encoder},
     {label: compute precision}, {label: why skipped}). Calibration texts go only to methods that need them."""
-    from bgeq_utils.inputs import data as data_mod
     cal = data_mod.calibration_texts(calibration)
     encoders, precisions, skipped = {}, {}, {}
     for name, options in configurations:

@@ -8,14 +8,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from bgeq_utils.core import vocab
+from bgeq_utils.core import uncertainty, vocab
 
 
 def fidelity(reference: np.ndarray, other: np.ndarray, k: int = 10, intervals: bool = True) -> dict:
     """Agreement of embeddings with FP32's for the same texts; needs no labels.
 
     Point values at the top level; their 95% intervals (bootstrap over texts) under ``intervals``."""
-    from bgeq_utils.core import uncertainty
     if reference.shape != other.shape:
         raise ValueError(f"embedding shapes differ: {reference.shape} vs {other.shape}")
     a = reference / np.linalg.norm(reference, axis=1, keepdims=True)

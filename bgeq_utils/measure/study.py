@@ -7,8 +7,10 @@ import warnings
 from dataclasses import dataclass
 
 from bgeq_utils import methods as registry
-from bgeq_utils.core import env, paths
+from bgeq_utils.core import env, paths, uncertainty
 from bgeq_utils.core.results import Result
+from bgeq_utils.inputs import data as data_mod
+from bgeq_utils.inputs import models
 from bgeq_utils.measure import speed
 from bgeq_utils.measure.config import WINDOW_NOTEBOOK, BenchConfig
 from bgeq_utils.measure.evaluation import reference_embeddings
@@ -140,8 +142,6 @@ def study(model: str = "default", weights: str = "pretrained", dataset: str = "l
     """Load the reference and the data, and the FP32 embeddings of the data (saved once per run)."""
     import os
 
-    from bgeq_utils.inputs import data as data_mod
-    from bgeq_utils.inputs import models
     if output_dir:
         os.environ["BGEQ_OUTPUTS"] = output_dir
     paths.check_run_name(run)
@@ -163,8 +163,6 @@ def side_by_side(study: Study, configurations: list, device: str | None = None,
     its interval (median of per-round ratios). A configuration that cannot run here is left out, with why."""
     import pandas as pd
 
-    from bgeq_utils.core import uncertainty
-    from bgeq_utils.inputs import data as data_mod
 
     device = env.check_device(device or study.device)
     cfg = study.config
