@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from bgeq_utils.core import paths, vocab
+from bgeq_utils.runs import cost
 from bgeq_utils.runs.profiles import (  # noqa: F401  (the runner's names, as before)
     PROFILE_KEYS,
     REPORT_NOTEBOOKS,
@@ -56,8 +57,9 @@ def plan(profiles: list[str], only: list[str] | None = None) -> list[tuple[dict,
     return [(prof, n) for prof, n in steps if not only or any(n.startswith(o) for o in only)]
 
 
-#: what each step of a run cost and what it was run with: a step whose inputs are unchanged is not run again
-STEPS_FILE = "steps.json"
+#: what each step of a run cost and what it was run with (runs.cost reads it): a step whose inputs are unchanged
+#: is not run again
+STEPS_FILE = cost.STEPS_FILE
 
 
 def _source_digest() -> str:
