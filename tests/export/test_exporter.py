@@ -20,27 +20,8 @@ from bgeq_utils.export import (
     read_manifest,
     verify,
 )
-from bgeq_utils.export import card as card_mod
 from tests import factories
-
-
-def _leftovers(parent):
-    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
-
-
-def _assert_verified(report, loader):
-    c = report.check(loader)
-    assert c is not None and c.status == "ok", report.table()
-    assert c.passed
-    assert c.vs_method["cos_mean"] >= MIN_COSINE and c.vs_method["cos_min"] >= MIN_COSINE
-    assert c.vs_method["n"] == report.n_texts
-    return c
-
-
-@pytest.fixture(scope="module")
-def onnx_export(reference, texts, tmp_path_factory):
-    out = tmp_path_factory.mktemp("onnx") / "minilm-int8-dynamic-onnx"
-    return export("int8-dynamic-onnx", out_dir=out, texts=texts, reference=reference)
+from tests.export.conftest import assert_verified, leftovers
 
 
 def test_int8_dynamic_onnx_reloads_with_onnx_runtime(onnx_export, texts):
@@ -48,13 +29,13 @@ def test_int8_dynamic_onnx_reloads_with_onnx_runtime(onnx_export, texts):
     assert r.passed and r.format == "onnx" and r.out_dir.is_dir()
     assert (r.out_dir / "onnx" / "model_qint8_quantized.onnx").is_file()
     assert not (r.out_dir / "model.safetensors").exists()          # the graph is the model: no torch weights
-    assert _leftovers(r.out_dir.parent) == []                       # no partial folder left behind
+    assert leftovers(r.out_dir.parent) == []                       # no partial folder left behind
     for f in ("modules.json", "sentence_bert_config.json", "1_Pooling/config.json", "tokenizer.json",
               "config.json", "README.md", "bgeq_export.json"):
         assert (r.out_dir / f).is_file(), f
     modules = json.loads((r.out_dir / "modules.json").read_text())
     assert [m["type"].rsplit(".", 1)[1] for m in modules] == ["Transformer", "Pooling", "Normalize"]
-    c = _assert_verified(r, "onnxruntime")
+    c = assert_verified(r, "onnxruntime")
     assert 0.95 < c.vs_fp32["cos_mean"] < 1.0                       # INT8: close to FP32, not equal
     # sentence-transformers' onnx backend verifies where optimum-onnx imports, and is said to be unverified
     # (never silently passed) where it does not
@@ -67,37 +48,6 @@ def test_int8_dynamic_onnx_reloads_with_onnx_runtime(onnx_export, texts):
     assert man["verification"]["passed"] is True and man["method"] == "int8-dynamic-onnx"
 
 
-def test_model_card_has_load_code_and_verification_figures(onnx_export):
-    r = onnx_export
-    text = (r.out_dir / "README.md").read_text()
-    # the exact code that was verified, with the folder's path relative to its parent: no machine's path
-    assert r.loaders[0].render(r.out_dir.name).strip() in text
-    assert str(r.out_dir.parent) not in text
-    c = r.check("onnxruntime")
-    assert c.estimate("method").fmt(6) in text                      # cosine to bgeq's encoder, as the table shows it
-    assert c.estimate("fp32").fmt(4) in text                        # fidelity to FP32
-    assert f"{r.n_texts} texts" in text and str(MIN_COSINE) in text
-    assert "QInt8" in text and "onnxruntime" in text                # options and library versions
-    assert "import onnxruntime as ort" in text                      # the loader without sentence-transformers
-
-
-def test_model_card_shows_the_results_measured_row(onnx_export):
-    """A Result's figures go into the card through the comparison's own views (none typed by hand)."""
-    from bgeq_utils.compare import measured, tables
-    base = factories.fp32(run="card")
-    r = factories.result("int8-dynamic-onnx", run="card", runtime="onnxruntime", disk_mb=23.0, param_mb=22.9,
-                         mem_mb=(120.0, 110.0, 130.0), speed=(2.1, 1.9, 2.3), speed_runtime=(1.6, 1.5, 1.7),
-                         runtime_baseline="fp32-onnx", loss_pct=0.8, changed=12, cos=(0.993, 0.992, 0.994))
-    fig, notes = card_mod.measured_figures(r, [base])
-    text = card_mod.render(onnx_export, fig, notes, r)
-    m = measured.tabulate([base, r])
-    row = m.table[m.table["method"] == "int8-dynamic-onnx"].iloc[0]
-    for shown in (tables.fmt(row, "speed_vs_eager"), tables.fmt(row, "speed_vs_runtime"),
-                  tables.fmt(row, "memory_mb", 0), tables.fmt(row, "quality_loss_pct"), tables.fmt(row, "cos_mean", 4)):
-        assert shown is not None and shown in text
-    assert f"Result `{r.key}`" in text
-
-
 def test_int8_dynamic_torch_ships_fp32_weights_and_a_recipe_script(reference, texts, tmp_path):
     r = export("int8-dynamic-torch", out_dir=tmp_path / "int8-torch", texts=texts, reference=reference)
     assert r.passed and r.format == "torch-recipe"
@@ -106,7 +56,7 @@ def test_int8_dynamic_torch_ships_fp32_weights_and_a_recipe_script(reference, te
     assert recipe["recipe"] == "torch.ao.quantization.quantize_dynamic" and recipe["per_channel"] is True
     script = (folder / "load_quantized.py").read_text()
     assert "import bgeq" not in script and "from bgeq" not in script    # the loader needs no bgeq
-    c = _assert_verified(r, "load_quantized.py")
+    c = assert_verified(r, "load_quantized.py")
     assert 0.9 < c.vs_fp32["cos_mean"] < 1.0
     text = (folder / "README.md").read_text()
     assert "load_quantized.py" in text and "FP32" in text and r.loaders[0].render(folder.name).strip() in text
@@ -124,7 +74,7 @@ def test_int8_ct2_ships_ctranslate2s_own_folder_and_reloads_without_bgeq(referen
     assert json.loads((folder / "ct2_config.json").read_text())["compute_type"] == "int8_float32"
     assert "ctranslate2.Encoder(" in r.load_code and 'compute_type="int8_float32"' in r.load_code
     assert "mean pooling" in r.load_code and "import bgeq" not in r.load_code
-    c = _assert_verified(r, "ctranslate2")
+    c = assert_verified(r, "ctranslate2")
     assert 0.98 < c.vs_fp32["cos_mean"] < 1.0
     text = (folder / "README.md").read_text()
     assert "library_name: ctranslate2" in text and r.loaders[0].render(folder.name).strip() in text
@@ -136,10 +86,10 @@ def test_fp16_ships_cast_weights_and_overwrite_replaces_only_after_the_check(ref
     (out / "stale.txt").write_text("an earlier export")
     r = export("fp16", out_dir=out, texts=texts[:6], reference=reference, overwrite=True)
     assert r.passed and r.format == "torch"
-    assert not (out / "stale.txt").exists() and _leftovers(tmp_path) == []
+    assert not (out / "stale.txt").exists() and leftovers(tmp_path) == []
     assert json.loads((out / "config.json").read_text()).get("dtype") == "float16"
     assert '"dtype": "float16"' in r.load_code
-    _assert_verified(r, "sentence-transformers")
+    assert_verified(r, "sentence-transformers")
 
 
 def test_refuses_to_overwrite_a_non_empty_folder(tmp_path):
@@ -175,7 +125,7 @@ def test_failed_check_leaves_no_folder_as_good_and_names_the_cosines(reference, 
     failed = tmp_path / "bad.failed"
     assert failed.is_dir() and read_manifest(failed)["verification"]["passed"] is False
     assert "NOT VERIFIED" in (failed / "README.md").read_text()
-    assert _leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []
     # keep_failed=False leaves nothing at all
     with pytest.raises(ExportVerificationError):
         export("int8-dynamic-onnx", out_dir=tmp_path / "bad2", texts=texts, reference=reference, keep_failed=False)
@@ -203,7 +153,7 @@ def test_int8_static_openvino_reloads_with_openvino(reference, texts, tmp_path):
     assert (r.out_dir / "openvino" / "openvino_model_qint8_quantized.xml").is_file()
     assert (r.out_dir / "openvino" / "openvino_model_qint8_quantized.bin").is_file()
     assert '"INFERENCE_PRECISION_HINT": "f32"' in r.load_code
-    _assert_verified(r, "openvino")
+    assert_verified(r, "openvino")
     assert r.check("sentence-transformers").status in ("ok", "unavailable")
 
 
@@ -214,27 +164,7 @@ def test_bitsandbytes_reloads_from_its_own_save_pretrained(method, reference, te
     assert r.passed and r.format == "bitsandbytes"
     cfg = json.loads((r.out_dir / "config.json").read_text())
     assert cfg["quantization_config"]["quant_method"] == "bitsandbytes"
-    _assert_verified(r, "sentence-transformers")
+    assert_verified(r, "sentence-transformers")
     assert "Reloads on cpu here" in (r.out_dir / "README.md").read_text()
 
 
-def test_choose_exports_the_recommendation_or_the_best_method_that_can_be_shipped():
-    """The run's recommendation; where it cannot be shipped (a compiled graph), the next eligible method."""
-    from bgeq_utils.core import results
-    from bgeq_utils.export.choose import choose
-    run = "export-choose"
-    rs = [factories.fp32(run=run),
-          factories.result("fp32-inductor", "fp32", run=run, runtime="inductor", disk_mb=91, mem_mb=260,
-                           speed=(3.0, 2.9, 3.1), runtime_baseline="fp32-inductor", loss_pct=0.0, cos=1.0),
-          factories.result("int8-dynamic-onnx", run=run, runtime="onnxruntime", disk_mb=23, mem_mb=120,
-                           speed=(2.0, 1.9, 2.1), runtime_baseline="fp32-onnx", loss_pct=0.5, cos=0.993)]
-    for r in rs:
-        results.save(r)
-    c = choose(run, model_id=factories.MINI["id"])
-    assert c.recommendation.choice == "fp32-inductor"
-    assert c.method == "int8-dynamic-onnx" and c.result.key == rs[2].key
-    assert "fp32-inductor cannot be shipped" in c.why
-    named = choose(run, "fp32", model_id=factories.MINI["id"])
-    assert named.method == "fp32" and named.result.key == rs[0].key
-    nothing = choose("export-choose-empty", model_id=factories.MINI["id"])
-    assert nothing.method is None and "run the method notebooks first" in nothing.why
