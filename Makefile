@@ -55,11 +55,11 @@ lint: $(STAMP) ## ruff on the package, scripts and tests, and the layering contr
 	$(PY) -m ruff check bgeq_utils scripts tests conftest.py
 	$(VENV)/bin/lint-imports --no-cache
 
-NBVAL := -m pytest -q --nbval-lax --sanitize-with tests/notebooks/nbval_sanitize.cfg -p no:cacheprovider notebooks \
+NBVAL := -m pytest -q --durations=10 --nbval-lax --sanitize-with tests/notebooks/nbval_sanitize.cfg -p no:cacheprovider notebooks \
 	tests/notebooks/check_values.py
 
 test: $(STAMP) ## unit tests, then the notebooks replayed (nbval) and their recorded figures checked
-	$(PY) -m pytest -q -m "not slow and not gpu" tests
+	$(PY) -m pytest -q -m "not slow and not gpu" --durations=10 tests
 	$(PY) $(NBVAL)
 
 test-unit: $(STAMP) ## unit tests only
