@@ -106,7 +106,7 @@ def compare(runs: list[LoaderRun], method_emb: np.ndarray, fp32_emb: np.ndarray,
     out = []
     for r in runs:
         c = Check(r.name, r.status, r.reason, environment=environment_of(r, packages.get(r.name, ())))
-        if r.ok:
+        if r.status == vocab.OK:
             if r.embeddings is None or r.embeddings.shape != method_emb.shape:
                 c.status, c.passed = "error", False
                 c.reason = (f"the reloaded model gave embeddings of shape "
