@@ -53,7 +53,7 @@ class Estimate:
     def from_dict(cls, d: dict | None) -> "Estimate | None":
         if not d or d.get("value") is None:
             return None
-        return cls(**{k: d.get(k) for k in ("value", "low", "high", "n", "how", "p_value")})
+        return cls(**{k: d[k] for k in ("value", "low", "high", "n", "how", "p_value") if d.get(k) is not None})
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None and v != ""}

@@ -68,3 +68,25 @@ def test_shipping_a_reference_keeps_the_repeat_window_records_and_writes_the_cos
     assert (dest / "a" / "results" / "fp32-0000__cpu.json").is_file()
     assert "| **all** | **25.5** |" in (dest / "COST.md").read_text()                 # 12 + 12 + the report 1.5
     assert json.loads((dest / "MACHINE.json").read_text())["commit"] == "abc1234"
+
+
+def test_a_runs_window_is_set_beside_a_repeat_record_both_ways(tmp_path):
+    from bgeq_utils.core import results
+    from tests import factories
+    sys.path.insert(0, str(paths.ROOT / "scripts"))
+    try:
+        import window_agreement
+    finally:
+        sys.path.pop(0)
+    for r in (factories.result("int8-dynamic-onnx", run="w", runtime="onnxruntime", speed=(3.0, 2.8, 3.2),
+                               speed_runtime=(2.0, 1.9, 2.1), runtime_baseline="fp32-onnx"),
+              factories.result("bf16", "bf16", run="w", speed=(2.0, 1.9, 2.1))):
+        results.save(r, tmp_path / "results")
+    window = {"ratios": {"int8-dynamic-onnx": {"eager": {"value": 3.1, "low": 2.9, "high": 3.3},
+                                               "runtime": {"value": 2.5, "low": 2.4, "high": 2.6}},
+                         "bf16": {"eager": {"value": 2.0, "low": 1.95, "high": 2.05}}}}
+    rec = tmp_path / "repeat.json"
+    rec.write_text(json.dumps({"methods": ["int8-dynamic-onnx", "bf16"], "windows": [window, window]}))
+    out, agree, n = window_agreement.rows(tmp_path / "results", rec)
+    assert (agree, n) == (2, 3)                             # the runtime ratio 2.0 [1.9, 2.1] misses 2.5
+    assert any("fp32-onnx" in row and "**no**" in row for row in out)
