@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bgeq_utils.core import results
 from bgeq_utils.core.uncertainty import Estimate
+from bgeq_utils.measure import comparison_window
 
 
 def rows(results_dir: str | Path, record_file: str | Path) -> tuple[list[str], int, int]:
@@ -26,7 +27,7 @@ def rows(results_dir: str | Path, record_file: str | Path) -> tuple[list[str], i
             mine = Estimate.from_dict(speed.get(m, {}).get(f"vs_{role}"))
             if mine is None or not mine.has_interval or mine.low == mine.high or any(e is None for e in theirs):
                 continue
-            ok = all(e.low <= mine.value <= e.high and mine.low <= e.value <= mine.high for e in theirs)
+            ok = all(comparison_window.agree_all([mine, e]) for e in theirs)
             n, agree = n + 1, agree + ok
             over = "eager fp32" if role == "eager" else speed[m]["vs_runtime"].get("baseline")
             out.append(f"| {m} | {over} | {' | '.join(e.fmt(2) for e in theirs)} | {mine.fmt(2)} | "

@@ -57,9 +57,8 @@ def plan(profiles: list[str], only: list[str] | None = None) -> list[tuple[dict,
     return [(prof, n) for prof, n in steps if not only or any(n.startswith(o) for o in only)]
 
 
-#: what each step of a run cost and what it was run with (runs.cost reads it): a step whose inputs are unchanged
-#: is not run again
-STEPS_FILE = cost.STEPS_FILE
+# what each step of a run cost and what it was run with lives in runs.cost.steps_file (a step whose inputs are
+# unchanged is not run again)
 
 
 def _source_digest() -> str:
@@ -102,7 +101,7 @@ def fingerprint(name: str, params: dict, source: str, results_of: list[str] | No
 
 def _load_steps(run: str) -> dict:
     import json
-    f = paths.run_dir(run) / "notebooks" / STEPS_FILE
+    f = cost.steps_file(run)
     try:
         return json.loads(f.read_text())
     except (OSError, ValueError):
@@ -111,7 +110,7 @@ def _load_steps(run: str) -> dict:
 
 def _save_steps(run: str, steps: dict) -> None:
     from bgeq_utils.core import results
-    results.write_json(steps, paths.run_dir(run) / "notebooks" / STEPS_FILE)
+    results.write_json(steps, cost.steps_file(run))
 
 
 def _minutes(seconds: float | None) -> str:

@@ -11,7 +11,6 @@ import numpy as np
 
 from bgeq_utils.compare.measured import default_rows
 from bgeq_utils.core import paths, vocab
-from bgeq_utils.core.vocab import FP16_MAX
 
 PALETTE = "colorblind"
 
@@ -452,8 +451,8 @@ def overflow_by_layer(table, env_label: str = ""):
     layers = table[table["layer"] >= 0]
     fig, ax = plt.subplots(figsize=(8, 4))
     sns.lineplot(layers, x="layer", y="max_abs", hue="site", marker="o", ax=ax)
-    ax.axhline(FP16_MAX, color="crimson", ls="--", lw=1)
-    ax.text(0, FP16_MAX * 1.15, "FP16 max 65504", color="crimson", fontsize=8)
+    ax.axhline(vocab.FP16_MAX, color="crimson", ls="--", lw=1)
+    ax.text(0, vocab.FP16_MAX * 1.15, f"FP16 max {vocab.FP16_MAX:.0f}", color="crimson", fontsize=8)
     ax.set_yscale("log")
     ax.set(title="Largest |activation| per layer (FP32 model) against FP16's range", xlabel="encoder layer",
            ylabel="max |x| (log)")

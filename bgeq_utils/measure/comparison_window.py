@@ -161,11 +161,16 @@ def repeat(run: str, names: list[str], parameters: dict, windows: int = 2, progr
             es = [Estimate.from_dict(w["ratios"].get(n, {}).get(role)) for w in out["windows"]]
             if any(e is None or not e.has_interval for e in es) or all(e.low == e.high for e in es):
                 continue
-            agree[f"{n} {role}"] = all(b.low <= a.value <= b.high for a in es for b in es if a is not b)
+            agree[f"{n} {role}"] = agree_all(es)
     out["agree"] = agree
     path = results.write_json(out, paths.run_dir(run) / "windows" / f"repeat-{time.strftime('%Y%m%d-%H%M%S')}.json")
     out["path"] = paths.shown(path)
     return out
+
+
+def agree_all(estimates) -> bool:
+    """Whether every window's figure lies inside every other window's interval (those with one)."""
+    return all(y.low <= x.value <= y.high for x in estimates for y in estimates if x is not y and y.has_interval)
 
 
 def pair_table(record: dict, a: str, b: str):
@@ -176,7 +181,7 @@ def pair_table(record: dict, a: str, b: str):
     es = [window_ratio(w["rounds_s"][a], w["rounds_s"][b]) for w in record["windows"]
           if a in w.get("rounds_s", {}) and b in w.get("rounds_s", {})]
     row = {"pair": f"{b} over {a}", **{f"window {i}": e.fmt(2) for i, e in enumerate(es, 1)},
-           "agree": all(y.low <= x.value <= y.high for x in es for y in es if x is not y and y.has_interval)}
+           "agree": agree_all(es)}
     return pd.DataFrame([row])
 
 
