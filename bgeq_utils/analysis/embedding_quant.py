@@ -38,7 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bgeq_utils import methods as registry
 from bgeq_utils.core import env, paths, results, uncertainty, vocab
+from bgeq_utils.inputs import data as data_mod
+from bgeq_utils.measure import pipeline, speed
 from bgeq_utils.measure.metrics import RETRIEVAL_KEYS, retrieval_per_query
 
 #: output precisions, in display order
@@ -293,7 +296,6 @@ def time_searches(exact, calls: dict, n_queries: int, budget) -> dict:
     always follows the other), faiss on SEARCH_THREADS threads."""
     faiss = _faiss()
 
-    from bgeq_utils.measure import speed
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(SEARCH_THREADS)
     out = {}
@@ -402,17 +404,12 @@ def load_run(run_or_folder: str | Path) -> tuple[list[IndexResult], list[str]]:
 def model_device(method: str, device: str) -> str:
     """Where ``method`` embeds: the study's device, or the CPU for a method that runs only there (no model speed
     is measured here, only what its embeddings retrieve)."""
-    from bgeq_utils import methods as registry
-    from bgeq_utils.core import vocab
     return device if vocab.device_kind(device) in registry.get(method).devices else "cpu"
 
 
 def method_embeddings(method: str, study) -> dict[str, np.ndarray]:
     """Embeddings of the study's corpus and queries by ``method`` (its registry default configuration; the
     standard calibration texts when it needs some); FP32's are the run's saved reference embeddings."""
-    from bgeq_utils import methods as registry
-    from bgeq_utils.inputs import data as data_mod
-    from bgeq_utils.measure import pipeline
     if method == "fp32" and study.reference_emb is not None:
         return study.reference_emb
     spec = registry.get(method)
@@ -467,8 +464,6 @@ def measure(study, model_methods=("fp32",), precisions=PRECISIONS, multipliers=M
     """Every (model method x output precision x rescore multiplier) on the study's data: records saved under
     outputs/<run>/results/embedding_quant/. A model method that cannot run here is recorded as skipped with its
     reason (one record, output precision float32), one that breaks as failed; neither stops the others."""
-    from bgeq_utils import methods as registry
-    from bgeq_utils.measure import pipeline, speed
 
     precisions = check_precisions(precisions)
     multipliers = check_multipliers(multipliers)
@@ -551,8 +546,6 @@ def measure(study, model_methods=("fp32",), precisions=PRECISIONS, multipliers=M
 
 
 def _settings(base: dict, method: str, device: str) -> dict:
-    from bgeq_utils import methods as registry
-    from bgeq_utils.measure import pipeline
     cal = pipeline.DEFAULT_CALIBRATION if "calibration" in registry.get(method).needs else None
     return base | {"model_calibration": cal, "device_of_model": model_device(method, device)}
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bgeq_utils.core import uncertainty as stats
 from bgeq_utils.inputs import data as data_mod
-from bgeq_utils.measure import speed
+from bgeq_utils.measure import pipeline, speed
 
 #: how the CPU plugin names a Linear layer once compiled (plain, and with quantized weights folded in)
 LINEAR_LAYERS = ("FullyConnected", "FullyConnectedQuantizedLegacy")
@@ -170,7 +170,6 @@ def profile_configurations(study, configurations, calibration: int | None = None
                            seq_len: int = 128, rounds: int = 7) -> dict[str, LayerProfile]:
     """Build OpenVINO configurations ((method, options) pairs) on a study's reference, profile them together
     (:func:`profile`) and release them; one that cannot be built here is left out with a message."""
-    from bgeq_utils.measure import pipeline
     kwargs = {} if calibration is None else {"calibration": calibration}
     encoders, precisions, skipped = pipeline.build_configurations(study.reference, configurations, **kwargs)
     for label, why in skipped.items():

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bgeq_utils import methods
 from bgeq_utils.compare import tables, tabulate
-from bgeq_utils.core import env
+from bgeq_utils.core import env, paths, results
 from bgeq_utils.inputs import data, models
 from bgeq_utils.measure import pipeline, speed
 
@@ -56,7 +56,6 @@ def parse_spec(spec: str) -> tuple[str, dict, str]:
 
 def run_window(ref, specs: list[str], a) -> list[dict]:
     """Every spec built, then timed in one interleaved window per (batch, length) cell; saved and printed."""
-    from bgeq_utils.core import paths, results
     parsed = [parse_spec(s) for s in specs]
     t = time.perf_counter()
     encoders, precisions, skipped = pipeline.build_configurations(ref, [(n, o) for n, o, _ in parsed], a.device,

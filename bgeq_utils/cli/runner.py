@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bgeq_utils.core import paths, vocab
+from bgeq_utils.core import paths, progress, results, vocab
 from bgeq_utils.runs import cost
 from bgeq_utils.runs.profiles import (  # noqa: F401  (the runner's names, as before)
     PROFILE_KEYS,
@@ -90,7 +90,6 @@ def fingerprint(name: str, params: dict, source: str, results_of: list[str] | No
     for the report notebooks the Results they read."""
     import hashlib
 
-    from bgeq_utils.core import results
     nb = paths.NOTEBOOKS / f"{name}.ipynb"
     parts = {"step": name, "parameters": params, "source": source,
              "notebook": hashlib.sha1(nb.read_bytes()).hexdigest() if nb.is_file() else None}
@@ -109,7 +108,6 @@ def _load_steps(run: str) -> dict:
 
 
 def _save_steps(run: str, steps: dict) -> None:
-    from bgeq_utils.core import results
     results.write_json(steps, cost.steps_file(run))
 
 
@@ -123,7 +121,6 @@ def _follow(target, progress_file: Path, last: dict, poll: float = 1.0):
     and the phases' costs."""
     import threading
 
-    from bgeq_utils.core import progress
     box: dict = {}
 
     def work():

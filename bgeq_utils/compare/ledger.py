@@ -44,6 +44,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from bgeq_utils import methods
 from bgeq_utils.compare.measured import Measured, default_rows, estimate
 from bgeq_utils.core import paths, vocab
 from bgeq_utils.core import uncertainty as U
@@ -216,7 +217,6 @@ def _check_selector(sel, where):
 
 
 def _selected(row, sel: dict | None) -> bool:
-    from bgeq_utils import methods
     if not sel:
         return True
     try:
@@ -283,7 +283,6 @@ def _pool(c: Claim, m: Measured) -> tuple[pd.DataFrame, str]:
         d = d[d["precision"].isin(c.precision)]
     d = d[[_selected(r, c.select) for _, r in d.iterrows()]] if c.select and not d.empty else d
     if d.empty:
-        from bgeq_utils import methods
         reg = [s.name for s in methods.specs() if s.precision in c.precision]
         return d, (f"no {'/'.join(c.precision)} result{' selected' if c.select else ''} in the loaded runs"
                    + (f" (registered, not run: {', '.join(reg)})" if reg else ""))

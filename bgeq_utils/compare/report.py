@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bgeq_utils import methods
 from bgeq_utils.compare import embedding_storage, plots, tables
 from bgeq_utils.compare import ledger as ledger_mod
 from bgeq_utils.compare.measured import Measured, load, tabulate
@@ -308,7 +309,6 @@ def _environment_html(results) -> str:
 
 
 def to_html(cmp: Comparison, figures: dict[str, Path] | None = None) -> str:
-    from bgeq_utils import methods
     figures = figures or {}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     m = cmp.measured

@@ -28,9 +28,12 @@ import pandas as pd
 from bgeq_utils import methods
 from bgeq_utils.core import env, paths, vocab
 from bgeq_utils.core.results import Result
+from bgeq_utils.core.uncertainty import Estimate
 from bgeq_utils.export import card as card_mod
 from bgeq_utils.export import formats, verify
 from bgeq_utils.export.formats import ExportError, Loader
+from bgeq_utils.inputs import data, models
+from bgeq_utils.measure import pipeline
 
 #: texts embedded at verification when none are given: the Lee corpus documents, at most this many
 MAX_TEXTS = 50
@@ -145,7 +148,6 @@ class ExportReport:
 
     def what_it_means(self) -> str:
         """A paragraph for people, every figure read from the verification."""
-        from bgeq_utils.core.uncertainty import Estimate
         c = self.check()
         head = (f"`{self.label}` ships as {self.format_description}: {Estimate(self.size_mb).fmt(1)} MB in "
                 f"{len(self.files)} files under `{paths.shown(self.out_dir)}`.")
@@ -183,8 +185,6 @@ def _options(spec, options: dict | None, result: Result | None) -> dict:
 
 def _calibration(spec, calibration, result: Result | None) -> tuple[list[str] | None, str | None]:
     """Calibration texts for a method that needs them (the Result's, else the registry default's), described."""
-    from bgeq_utils.inputs import data
-    from bgeq_utils.measure import pipeline
     if "calibration" not in spec.needs:
         return None, None
     wanted = (result.settings or {}).get("calibration") if result is not None else None
@@ -208,7 +208,6 @@ def _texts(texts, max_texts: int) -> tuple[list[str], str]:
         if not texts:
             raise ValueError("texts: give at least one non-empty string (or None for the Lee corpus documents)")
         return list(texts)[:max_texts], f"{min(len(texts), max_texts)} texts given to export()"
-    from bgeq_utils.inputs import data
     docs = list(data.load_evalset("lee").corpus.values())[:max_texts]
     return docs, f"the first {len(docs)} documents of the Lee corpus, bgeq's default evaluation set"
 
@@ -279,7 +278,6 @@ def export(method: str, model: str = "default", out_dir: str | Path | None = Non
     check_texts, source = _texts(texts, max_texts)
     texts_source = texts_source or source
     if reference is None:
-        from bgeq_utils.inputs import models
         reference = models.load_reference(model, weights=weights, device=device)
     if result is not None and result.model.get("id") not in (None, reference.model_id):
         raise ValueError(f"the Result measured {result.model.get('id')!r}, but the model to export is "
@@ -305,7 +303,6 @@ def export(method: str, model: str = "default", out_dir: str | Path | None = Non
         files = _files(tmp)
         runs = verify.reload(tmp, written.loaders, check_texts, python=python, timeout_s=timeout_s)
         checks = verify.compare(runs, method_emb, fp32_emb, min_cosine, written.loaders)
-        from bgeq_utils.measure import pipeline
         report = ExportReport(
             method=method, label=pipeline.variant_label(method, opts, cal_texts), model_id=reference.model_id,
             weights=reference.weights, precision=spec.precision, runtime=getattr(spec, "runtime", ""),

@@ -31,7 +31,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bgeq_utils import methods
 from bgeq_utils.core import env
+from bgeq_utils.methods import onnx_export as ox
 
 MANIFEST = "bgeq_export.json"
 CARD = "README.md"
@@ -267,7 +269,6 @@ def _copy_onnx(src_model: Path, dst_dir: Path, file_name: str) -> None:
     import onnx
     from onnx.external_data_helper import _get_all_tensors
 
-    from bgeq_utils.methods import onnx_export as ox
     files = ox.model_files(src_model)
     dst_dir.mkdir(parents=True, exist_ok=True)
     if len(files) == 1:
@@ -423,7 +424,6 @@ def table():
     """Every registered method: the format its export takes and what loads it, or why it cannot be exported."""
     import pandas as pd
 
-    from bgeq_utils import methods
     rows = []
     for spec in methods.specs():
         fmt, how = FORMAT_OF.get(spec.name, (None, None))

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 
+from bgeq_utils.core import uncertainty as stats
+
 
 class NvmlUnavailable(RuntimeError):
     """NVML cannot be read here (no pynvml, no driver, no such device)."""
@@ -145,7 +147,6 @@ def cuda_figures(runs: list[dict], torch_peak: list, torch_resident: list, torch
     """The memory figures of a method's CUDA processes: NVML's device memory used over the baseline where every
     process has it (torch's peak allocated then stands beside it), else torch's own. Returns (peak values,
     resident values, what the peak is, fields to add)."""
-    from bgeq_utils.core import uncertainty as stats
 
     if not runs or any("nvml_peak_over_baseline_bytes" not in r for r in runs):
         why = next((r.get("nvml_error") for r in runs if r.get("nvml_error")), "no NVML reading")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 
 from bgeq_utils.core import env, vocab
+from bgeq_utils.inputs import data
 from bgeq_utils.methods.encoders import TorchEncoder
 from bgeq_utils.methods.registry import register
 
@@ -69,7 +70,6 @@ def attention_kernels(enc) -> dict:
     mask rules the flash kernel out), read from the operators the profiler records."""
     from torch.profiler import ProfilerActivity, profile
 
-    from bgeq_utils.inputs import data
 
     long_text = data.benchmark_texts(1)[0]
     batches = {"unpadded": [long_text, long_text], "padded": [long_text, "a short text"]}
@@ -178,7 +178,6 @@ def compile_layers(model) -> int:
 def warm_up(enc) -> None:
     """Compile now, at build time, so that build time includes it and no measured call pays it: the graphs a
     dynamic-shape compilation specializes (a full batch, a padded one, a single text)."""
-    from bgeq_utils.inputs import data
 
     long_text = data.benchmark_texts(1)[0]
     for texts in ([long_text, long_text], [long_text, "a short text"], [long_text]):

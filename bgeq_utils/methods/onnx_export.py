@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from bgeq_utils.core import paths
+from bgeq_utils.core.env import package_versions
 
 CACHE_FORMAT = 1
 MANIFEST = "bgeq_cache.json"
@@ -61,7 +62,6 @@ def model_fingerprint(folder: str | Path) -> dict:
 
 
 def _versions(*names: str) -> dict:
-    from bgeq_utils.core.env import package_versions
     return package_versions(names)
 
 

@@ -7,7 +7,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bgeq_utils.core import vocab
+from bgeq_utils.core import env, paths, vocab
 
 
 class UnknownMethodError(KeyError):
@@ -46,8 +46,7 @@ class MethodSpec:
         if kind not in self.devices:
             return f"{self.name} runs on {'/'.join(self.devices)} only; this run is on {kind}"
         if kind == "cuda":
-            from bgeq_utils.core.env import has_cuda
-            if not has_cuda():
+            if not env.has_cuda():
                 return "no CUDA GPU visible on this machine"
         for mod in self.packages:
             if importlib.util.find_spec(mod) is None:
@@ -152,7 +151,6 @@ def use_compile_cache() -> None:
     compiled method's build in a notebook, a memory process, a bench and an export compiles once."""
     import os
 
-    from bgeq_utils.core import paths
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.cache_dir() / "inductor"))
 
 

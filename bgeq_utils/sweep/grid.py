@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from bgeq_utils.core import paths, results
+from bgeq_utils.core import env, paths, results
+from bgeq_utils.inputs import models
 from bgeq_utils.runs import profiles as profile_files
 
 GRID_KEYS = ("name", "profiles", "models", "weights", "datasets", "devices", "notebooks", "parameters",
@@ -368,7 +369,6 @@ def _models(r: _Reader, grid: dict) -> list | None:
 def _check_model(r: _Reader, path: tuple, model: str, weights: str) -> None:
     """What can be known before any notebook runs: random weights need an architecture preset, and a folder must
     be a model folder (hub ids are checked where they load)."""
-    from bgeq_utils.inputs import models
     if weights == "random" and model.lower() not in models.PRESET_ALIASES:
         raise r.error(path, f"model {model!r} with weights: random has no architecture preset",
                       f"use one of {sorted(models.PRESETS)}, or weights: pretrained")
@@ -379,7 +379,6 @@ def _check_model(r: _Reader, path: tuple, model: str, weights: str) -> None:
 
 
 def _devices(r: _Reader, grid: dict) -> list | None:
-    from bgeq_utils.core import env
     devices = _as_list(r, grid, "devices")
     for i, d in enumerate(devices or []):
         try:

@@ -16,6 +16,11 @@ import uuid
 
 import numpy as np
 
+from bgeq_utils import methods
+from bgeq_utils.core import paths
+from bgeq_utils.inputs import data, models
+from bgeq_utils.measure import pipeline
+
 _LOADED: dict[tuple, tuple] = {}
 
 
@@ -36,8 +41,6 @@ def loaded(model: str, weights: str, method: str = "fp32", device: str = "cpu") 
     """(reference, encoder), once per worker process and configuration, built on first use."""
     key = (model, weights, method, device)
     if key not in _LOADED:
-        from bgeq_utils import methods
-        from bgeq_utils.inputs import models
         reference = models.load_reference(model, weights=weights, device="cpu")
         _LOADED[key] = (reference, methods.build(method, reference, device=device))
     return _LOADED[key]
@@ -83,9 +86,6 @@ def reference_embeddings(client, model: str = "default", weights: str = "pretrai
     and layout of ``measure.pipeline.reference_embeddings``, which reuses it). Returns the file's path."""
     from pathlib import Path
 
-    from bgeq_utils.core import paths
-    from bgeq_utils.inputs import data
-    from bgeq_utils.measure import pipeline
 
     reference = loaded(model, weights)[0]
     evalset = data.load_evalset(dataset, max_docs=max_docs, max_queries=max_queries)
