@@ -20,8 +20,23 @@ def data_dir() -> Path:
     return Path(os.environ.get("BGEQ_DATA", ROOT / "data"))
 
 
+#: this process's outputs folder when a notebook's ``output_dir`` chose one (:func:`use_outputs`)
+_outputs: Path | None = None
+
+
 def outputs_dir() -> Path:
+    """``outputs/``, or the folder :func:`use_outputs` chose, or ``$BGEQ_OUTPUTS`` (what a child process inherits)."""
+    if _outputs is not None:
+        return _outputs
     return Path(os.environ.get("BGEQ_OUTPUTS", ROOT / "outputs"))
+
+
+def use_outputs(folder: str | Path | None) -> Path:
+    """Send this process's outputs to ``folder`` (a notebook's ``output_dir``; empty: back to the default).
+    Only this process: the environment, which child processes and other notebooks inherit, is left alone."""
+    global _outputs
+    _outputs = Path(folder).expanduser().resolve() if folder else None
+    return outputs_dir()
 
 
 def shown(path: str | Path) -> str:

@@ -139,11 +139,10 @@ def check_choices(name: str, values, allowed) -> list:
 def study(model: str = "default", weights: str = "pretrained", dataset: str = "lee", device: str = "auto",
           run: str = "default", max_docs: int | None = None, max_queries: int | None = None,
           config: BenchConfig | None = None, output_dir: str = "") -> Study:
-    """Load the reference and the data, and the FP32 embeddings of the data (saved once per run)."""
-    import os
-
+    """Load the reference and the data, and the FP32 embeddings of the data (saved once per run). ``output_dir``:
+    this process's outputs go there (empty: the project's outputs/ folder, or $BGEQ_OUTPUTS)."""
     if output_dir:
-        os.environ["BGEQ_OUTPUTS"] = output_dir
+        paths.use_outputs(output_dir)
     paths.check_run_name(run)
     env.check_device(device)
     reference = models.load_reference(model, weights=weights, device="cpu")
