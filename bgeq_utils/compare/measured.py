@@ -376,6 +376,7 @@ def _row(r: Result, base: Result | None, key: tuple, b: int, L: int, rbase: Resu
     row["cos_min"], row["l2_max"] = f.get("cos_min"), f.get("l2_max")
     row["batch_cos_min"] = (f.get("batch_invariance") or {}).get("cos_min")
     row["batch_texts"] = (f.get("batch_invariance") or {}).get("texts")
+    row["batch_skipped"] = (f.get("batch_invariance") or {}).get("skipped")
     row["loaded_dtype"] = (r.extra or {}).get("loaded_dtype")
     if r.quality:
         for k in QUALITY_KEYS:

@@ -106,7 +106,13 @@ def fidelity(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFr
     return _finish(rows, m, "agreement with FP32's embeddings of the same texts; 95% bootstrap intervals over "
                    "texts; batch cos min: the lowest cosine between a text embedded alone and the same text in a "
                    f"length-sorted or a padded batch ({_invariance_texts(m)} texts; 'drifts' below "
-                   f"{vocab.INVARIANCE_FLAG})")
+                   f"{vocab.INVARIANCE_FLAG}{_not_checked(m)})")
+
+
+def _not_checked(m: Measured) -> str:
+    """Why some rows have no invariance figure, when some do not (random weights)."""
+    skipped = m.table.get("batch_skipped", pd.Series(dtype=object)).dropna()
+    return f"; not checked: {skipped.iloc[0]}" if len(skipped) else ""
 
 
 def _invariance_texts(m: Measured) -> str:
@@ -117,6 +123,8 @@ def _invariance_texts(m: Measured) -> str:
 
 def _invariance(row) -> str | None:
     v = _num(row, "batch_cos_min", 6)
+    if v is None and isinstance(row.get("batch_skipped"), str):
+        return "not checked"      # random weights (the reason is in the Result)
     return None if v is None else f"{v:.6f}" + (" drifts" if v < vocab.INVARIANCE_FLAG else "")
 
 

@@ -31,7 +31,7 @@ from bgeq_utils.measure.identity import (
     token_lengths,
     variant_label,
 )
-from bgeq_utils.measure.memory import measure_memory_many
+from bgeq_utils.measure.memory import EarlyMemory, measure_memory_many
 
 
 def run_method(method: str, reference, evalset=None, *, run: str = "default", device: str = "cpu",
@@ -132,7 +132,9 @@ def _prepare(method, reference, evalset, *, run, device, calibration, options, l
                 res.fidelity = fidelity(emb, reference_emb)
             res.timings["eval_s"] = time.perf_counter() - t0
             progress_events.event("fidelity", res.label, res.timings["eval_s"])
-        if cfg.invariance:
+        if cfg.invariance and not reference.has_quality:
+            res.fidelity["batch_invariance"] = {"skipped": INVARIANCE_ON_RANDOM}
+        elif cfg.invariance:
             with progress_events.phase("invariance", res.label):
                 res.fidelity["batch_invariance"] = corpus.batch_invariance(job.encoder, data_mod.sentence_texts(
                     cfg.invariance_texts), batch_size=cfg.invariance_texts)
@@ -151,6 +153,13 @@ def _prepare(method, reference, evalset, *, run, device, calibration, options, l
         _record_error(res, e)
         _close(job)
     return job
+
+
+#: why random weights get no batch-invariance check: what it flags is the method's arithmetic (activation ranges
+#: taken from the whole batch, kernels chosen by shape), which the pretrained model of the same method shows on
+#: real activations; on random weights its size says nothing about a user's rankings, and on bge-large's shape
+#: its forward passes one text at a time cost minutes of `make run`
+INVARIANCE_ON_RANDOM = "random weights: checked on a pretrained model (the same method's arithmetic)"
 
 
 def _close(job: _Prepared) -> None:
@@ -237,31 +246,39 @@ def run_methods(jobs: list[Job], reference, evalset=None, *, run: str = "default
     paths.check_run_name(run)
     jobs = [Job.of(j) for j in jobs]
     check_methods([(j.method, j.options) for j in jobs])  # unknown names and options: before any work
-    prepared = [_prepare(j.method, reference, evalset, run=run, device=device,
-                         calibration=j.calibration, options=j.options, label=j.label,
-                         cfg=j.bench_config or BenchConfig(), reference_emb=reference_emb, progress=progress)
-                for j in jobs]
+    prepared, early = [], {}
+    # on the CPU each method's fresh memory processes start as soon as it is built (a process's peak RSS is its own
+    # whatever runs beside it), and the timing window waits until they are done
+    pool = EarlyMemory(device, any((j.bench_config or BenchConfig()).memory for j in jobs))
+    try:
+        for j in jobs:
+            p = _prepare(j.method, reference, evalset, run=run, device=device, calibration=j.calibration,
+                         options=j.options, label=j.label, cfg=j.bench_config or BenchConfig(),
+                         reference_emb=reference_emb, progress=progress)
+            prepared.append(p)
+            if p.res.ok and p.cfg.memory and pool.start(id(p), _memory_job(p, reference, device)):
+                early[id(p)] = p
+        if early:
+            with progress_events.phase("memory", f"{len(early)} configurations, while building"):
+                for key, mem in pool.wait(progress).items():
+                    _set_memory(early[key], mem)
+    finally:
+        pool.close()
     groups: dict[tuple, list[_Prepared]] = {}
     for j in prepared:
         if j.res.ok and j.encoder is not None:
             groups.setdefault(window_key(j.cfg), []).append(j)
     for group in groups.values():
         _time_together(group, reference, evalset, device, progress, window_kind)
-    todo = [j for j in prepared if j.res.ok and j.cfg.memory]
+    todo = [j for j in prepared if j.res.ok and j.cfg.memory and id(j) not in early]
     if not keep_encoders:
         for j in todo:
             _close(j)
     with progress_events.phase("memory", f"{len(todo)} configurations") if todo else contextlib.nullcontext():
-        measured = measure_memory_many(
-            [dict(method=j.res.method, reference_spec=reference.spec(), device=device, options=j.res.options,
-                  calibration=j.calibration, batch_size=j.cfg.memory_batch, seq_len=j.cfg.memory_seq,
-                  repeats=j.cfg.memory_repeats) for j in todo], progress=progress,
-            workers=1 if vocab.device_kind(device) == "cuda" else None)
+        measured = measure_memory_many([_memory_job(j, reference, device) for j in todo], progress=progress,
+                                       workers=1 if vocab.device_kind(device) == "cuda" else None)
     for j, mem in zip(todo, measured):
-        if isinstance(mem, Exception):
-            _record_error(j.res, mem)
-        else:
-            j.res.memory = mem
+        _set_memory(j, mem)
     out = []
     for j in prepared:
         if save:
@@ -272,6 +289,20 @@ def run_methods(jobs: list[Job], reference, evalset=None, *, run: str = "default
             _close(j)
             out.append(j.res)
     return out
+
+
+def _memory_job(j: _Prepared, reference, device: str) -> dict:
+    """The keyword arguments of :func:`memory.measure_memory` for a prepared configuration."""
+    return dict(method=j.res.method, reference_spec=reference.spec(), device=device, options=j.res.options,
+                calibration=j.calibration, batch_size=j.cfg.memory_batch, seq_len=j.cfg.memory_seq,
+                repeats=j.cfg.memory_repeats)
+
+
+def _set_memory(j: _Prepared, mem) -> None:
+    if isinstance(mem, Exception):
+        _record_error(j.res, mem)
+    else:
+        j.res.memory = mem
 
 
 def reusable(method: str, reference, evalset, *, run: str, device: str, calibration, options, label,

@@ -14,6 +14,8 @@ import tempfile
 
 from bgeq_utils.core import uncertainty as stats
 from bgeq_utils.core import vocab
+from bgeq_utils.measure.gpu_memory import cuda_figures
+from bgeq_utils.methods import get
 
 #: the one memory definition's batch when none is given; a run measures at its own speed cell (BenchConfig)
 MEMORY_BATCH, MEMORY_SEQ = 32, 128
@@ -31,7 +33,6 @@ def measure_memory(method: str, reference_spec: dict, device: str = "cpu", optio
     baseline (the same libraries imported, the reference loaded and released once); on CUDA the peak
     allocated. ``resident``: resident memory after loading, over the same baseline (the weights). Each is
     the median of ``repeats`` processes with their range as its interval."""
-    from bgeq_utils.methods import get
     spec = get(method)
     args = {"method": method, "reference": reference_spec, "device": device, "options": options or {},
             "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports)}
@@ -62,12 +63,67 @@ def measure_memory(method: str, reference_spec: dict, device: str = "cpu", optio
     what = "peak CUDA memory allocated" if cuda else "peak RSS over the baseline process"
     beside = {}
     if cuda:  # device memory used (NVML) where every process read it; torch's peak allocated beside it
-        from bgeq_utils.measure.gpu_memory import cuda_figures
         peak, resident, what, beside = cuda_figures(runs, peak, resident, what)
     return {"peak": stats.spread(peak).to_dict() | {"what": f"{what}, batch {batch_size} x {seq_len} tokens"},
             "resident": stats.spread(resident).to_dict() | {"what": "resident after loading, over the baseline"},
             "batch_size": batch_size, "seq_len": seq_len, "imports": list(spec.imports), "processes": runs,
             **beside}
+
+
+def _measured(job: dict):
+    """One job's memory dict, or the exception that ended it (recorded by the caller against its method)."""
+    try:
+        return measure_memory(**job)
+    except Exception as e:
+        return e
+
+
+#: memory that must be free for a fresh process to start beside the work that goes on building the next methods
+EARLY_HEADROOM = 6 * 2 ** 30
+
+
+class EarlyMemory:
+    """Memory processes started while the caller goes on building the next methods, collected before its timing
+    window (no window runs beside them). CPU only: a process's peak RSS is its own whatever runs beside it; on
+    CUDA, where a driver without per-process figures leaves only the device's, and whenever less than
+    ``headroom`` bytes are free, :meth:`start` declines and the caller measures after its window instead."""
+
+    def __init__(self, device: str, wanted: bool = True, workers: int | None = None,
+                 headroom: int = EARLY_HEADROOM):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.on = bool(wanted) and vocab.device_kind(device) == "cpu"
+        self.headroom = headroom
+        self._pool = ThreadPoolExecutor(max_workers=workers or MEMORY_WORKERS) if self.on else None
+        self._futures: dict = {}
+
+    def start(self, key, job: dict) -> bool:
+        """Start ``job`` (:func:`measure_memory`'s keyword arguments) under ``key``; False when declined."""
+        import psutil
+
+        if not self.on or psutil.virtual_memory().available < self.headroom:
+            return False
+        self._futures[key] = self._pool.submit(_measured, job)
+        return True
+
+    def wait(self, progress: bool = True) -> dict:
+        """{key: memory dict or exception} of every started job, once all are done."""
+        bar = None
+        if progress and self._futures:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(self._futures), desc="memory (started while building)", leave=False)
+        out = {}
+        for key, f in self._futures.items():
+            out[key] = f.result()
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def measure_memory_many(jobs: list[dict], workers: int | None = None, progress: bool = True) -> list:
@@ -81,12 +137,6 @@ def measure_memory_many(jobs: list[dict], workers: int | None = None, progress: 
     if not jobs:
         return []
 
-    def one(job):
-        try:
-            return measure_memory(**job)
-        except Exception as e:  # recorded by the caller against its method
-            return e
-
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -94,7 +144,7 @@ def measure_memory_many(jobs: list[dict], workers: int | None = None, progress: 
                    leave=False)
     out = [None] * len(jobs)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
-        futures = {pool.submit(one, j): i for i, j in enumerate(jobs)}
+        futures = {pool.submit(_measured, j): i for i, j in enumerate(jobs)}
         for f in futures:
             out[futures[f]] = f.result()
             if bar is not None:
