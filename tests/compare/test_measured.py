@@ -94,22 +94,6 @@ def test_a_group_timed_on_another_grid_is_read_at_its_nearest_cell():
     assert "cell" in tables.speed(m).columns and "cell" not in tables.speed(tabulate(cpu, 8, 128)).columns
 
 
-def test_batch_invariance_is_shown_beside_fidelity_and_a_drifting_method_is_flagged():
-    from bgeq_utils.compare import tables
-    base = fp32()
-    drift = result("int8-dynamic-onnx", "int8", cos=0.995, loss_pct=0.0, speed=3.0)
-    steady = result("int8-static-onnx", "int8", cos=0.995, loss_pct=0.0, speed=2.0)
-    drift.fidelity["batch_invariance"] = {"cos_min": 0.9849}
-    steady.fidelity["batch_invariance"] = {"cos_min": 0.9999997}
-    m = tabulate([base, drift, steady])
-    t = tables.fidelity(m).set_index("method")
-    assert t.loc["int8-dynamic-onnx", "batch cos min"] == "0.984900 drifts"
-    assert t.loc["int8-static-onnx", "batch cos min"] == "1.000000"
-    rec = recommend.recommend(m, max_quality_loss_pct=1.0)
-    assert rec.choice == "int8-dynamic-onnx"
-    assert "depends on the batch" in rec.evidence["same text alone vs in a batch (lowest cosine)"]
-
-
 def _window(wid: str, busy: float = 0.0, kind: str = "comparison") -> dict:
     return {"window": {"id": wid, "kind": kind, "load": {"other_cpu_share": busy, "busy": busy > 0.15}}}
 
@@ -174,21 +158,6 @@ def test_the_headline_loss_names_its_simultaneous_interval_and_adjusts_its_p():
     k = r["quality_loss_metric"]
     assert e.p_value == pytest.approx(min(1.0, 4 * r[f"loss:{k}_p"]))
     assert e.low <= estimate(r, f"loss:{k}").low         # wider than the worst metric's own 95% interval
-
-
-def test_the_fidelity_threshold_for_groups_without_quality_is_a_named_parameter():
-    """bge-large with random weights has no quality: min_cos stands in, is named in the evidence, moves the
-    answer, and the random-weights caveat is printed beside it."""
-    a = dict(model=BGE, run="big", loss_pct=None)
-    rs = [fp32(**a), result("int8-dynamic-onnx", speed=(3.0, 2.9, 3.1), cos=(0.985, 0.984, 0.986), **a),
-          result("bf16", speed=(1.5, 1.4, 1.6), cos=(0.9995, 0.9994, 0.9996), **a)]
-    m = tabulate(rs)
-    strict = recommend.recommend(m, min_cos=0.99)
-    assert strict.choice == "bf16" and "min_cos = 0.99" in strict.evidence["quality stand-in"]
-    assert any("outlier activations" in c and "min_cos = 0.99" in c for c in strict.caveats)
-    assert recommend.recommend(m, min_cos=0.98).choice == "int8-dynamic-onnx"
-    with pytest.raises(ValueError, match="min_cos"):
-        recommend.recommend(m, min_cos=2)
 
 
 def test_cuda_bytes_allocated_alike_in_every_process_are_exact_and_an_rss_range_is_not():

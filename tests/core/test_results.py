@@ -1,7 +1,10 @@
 import json
 import os
+import string
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bgeq_utils.core import results
 from bgeq_utils.core.results import Result
@@ -75,3 +78,24 @@ def test_failed_write_keeps_previous_file(tmp_path):
     with pytest.raises(TypeError):
         results.save(r, tmp_path)
     assert results.load(p).quality == {"a": 1} and not list(tmp_path.glob(".tmp-*"))
+
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+jsonable = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | finite | st.text(max_size=10),
+                        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+                        max_leaves=8)
+
+
+@SETTINGS
+@given(method=st.sampled_from(["fp32", "int8-dynamic-onnx", "nf4-bnb"]),
+       options=st.dictionaries(st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=6), jsonable, max_size=3),
+       quality=st.dictionaries(st.sampled_from(["ndcg@10", "mrr@10", "spearman"]), finite, max_size=3),
+       extra=st.dictionaries(st.text(max_size=6), jsonable, max_size=3),
+       status=st.sampled_from(["ok", "skipped", "failed"]))
+def test_a_result_round_trips_through_its_file(tmp_path_factory, method, options, quality, extra, status):
+    r = Result(run="prop", method=method, options=options, quality=quality, extra=extra, status=status,
+               settings={"device": "cpu"}, device={"kind": "cpu"})
+    folder = tmp_path_factory.mktemp("res")
+    back = results.load(results.save(r, folder))
+    assert back == r and back.key == r.key

@@ -21,3 +21,21 @@ def test_memory_baseline_imports_the_methods_libraries(reference):
     assert set(spec.imports) <= set(proc["imported_before_baseline"])
     assert mem["peak"]["value"] == proc["peak_over_baseline_bytes"] > 0
     assert mem["resident"]["value"] == proc["resident_over_baseline_bytes"] > 0
+
+
+def test_memory_started_early_declines_on_cuda_and_when_memory_is_short(monkeypatch):
+    assert not memory.EarlyMemory("cuda", True).start("k", {})      # a device figure is shared: after the window
+    assert not memory.EarlyMemory("cpu", False).start("k", {})      # nothing asked for
+    short = memory.EarlyMemory("cpu", True, headroom=2 ** 62)        # more than any machine has free
+    assert not short.start("k", {})
+    short.close()
+
+
+def test_memory_started_early_returns_each_jobs_figures_or_its_error(monkeypatch):
+    monkeypatch.setattr(memory, "measure_memory",
+                        lambda **job: {"peak": job["n"]} if job["n"] else (_ for _ in ()).throw(RuntimeError("x")))
+    early = memory.EarlyMemory("cpu", True, headroom=0)
+    assert early.start("a", {"n": 3}) and early.start("b", {"n": 0})
+    got = early.wait(progress=False)
+    early.close()
+    assert got["a"] == {"peak": 3} and isinstance(got["b"], RuntimeError)

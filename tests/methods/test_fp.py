@@ -1,10 +1,14 @@
-"""FP16 / BF16 on their fast path: the attention implementation and kernel recorded, the eager-attention and
+"""The floating-point methods on the default model: FP32 equal to sentence-transformers, FP32 through the compiler,
+and FP16 / BF16 on their fast path: the attention implementation and kernel recorded, the eager-attention and
 compiled variants kept as options, the same configuration under one key."""
+import numpy as np
 import pytest
 import torch
 
 from bgeq_utils import methods
+from bgeq_utils.core import env
 from bgeq_utils.methods import fp
+from tests.methods.conftest import MB, check_embeddings
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -79,3 +83,52 @@ def test_fp16_and_bf16_share_the_attention_kernel(reference):
     k16 = methods.build("fp16", reference, device="cuda").info["attention"]
     k32 = methods.build("bf16", reference, device="cuda").info["attention"]
     assert k16 == k32 and k16["padded"] in ("memory-efficient", "flash")
+
+
+def test_fp32_encoder_equals_sentence_transformers(reference, lee_small):
+    from sentence_transformers import SentenceTransformer
+    st = SentenceTransformer(str(reference.folder), device="cpu")
+    texts = list(lee_small.corpus.values())
+    ours = methods.build("fp32", reference).encode(texts, batch_size=7)
+    theirs = st.encode(texts, batch_size=7, normalize_embeddings=True, convert_to_numpy=True)
+    assert ours.shape == (20, 384) and ours.dtype == np.float32
+    assert np.abs(ours - theirs).max() < 1e-5
+
+
+@pytest.mark.parametrize("name,cos_mean,cos_min", [("fp16", 0.9999, 0.9998), ("bf16", 0.999, 0.998)])
+def test_half_precision_cpu(reference, texts, fp32_emb, fp32_disk, name, cos_mean, cos_min):
+    enc = methods.build(name, reference)
+    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
+    print(name, {k: round(f[k], 6) for k in ("cos_mean", "cos_min")})
+    assert f["cos_mean"] >= cos_mean and f["cos_min"] >= cos_min
+    assert enc.compute_precision == name
+    assert next(enc.model.parameters()).dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[name]
+    assert next(reference.model.parameters()).dtype == torch.float32  # the reference is untouched
+    assert enc.param_bytes() == 2 * reference.num_parameters
+    disk = enc.size_on_disk()
+    print(name, "disk MB", disk / MB, "fp32", fp32_disk / MB)
+    assert 0.45 * fp32_disk < disk < 0.55 * fp32_disk
+    native = enc.info["cpu_native_flags"]
+    assert set(native) <= env.cpu_flags() and enc.info["cpu_native"] == bool(native)
+
+
+def test_half_precision_rejects_options(reference):
+    with pytest.raises(methods.UnknownOptionError, match="fp16: unknown option.*threshold.*attn \\(default 'sdpa'\\)"):
+        methods.build("fp16", reference, threshold=1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["fp16", "bf16"])
+def test_half_precision_cuda(reference, texts, fp32_emb, name):
+    enc = methods.build(name, reference, device="cuda")
+    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
+    assert f["cos_mean"] >= 0.999 and next(enc.model.parameters()).is_cuda
+
+
+def test_fp32_inductor_is_fp32_through_the_compiler(reference, texts, fp32_emb):
+    enc = methods.build("fp32-inductor", reference, freezing=False)
+    assert enc.runtime == "inductor" and methods.get("fp32-inductor").baseline_in_runtime == "fp32-inductor"
+    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
+    assert f["cos_min"] > 0.99999
+    assert methods.get("int8-static-torch").runtime == "inductor"

@@ -1,52 +1,17 @@
-"""PyTorch FP16/BF16 and INT8 methods on the default model, and the FP16 overflow check."""
-import copy
-
+"""PyTorch INT8 on the default model: dynamic (torch.ao and torchao) and static (PT2E, calibrated, compiled)."""
 import numpy as np
 import pytest
 import torch
 
 from bgeq_utils import methods
-from bgeq_utils.analysis import overflow
-from bgeq_utils.core import env
 from bgeq_utils.inputs import data
 from bgeq_utils.measure import metrics
 from bgeq_utils.methods import encoders
-
-MB = 1e6
+from tests.methods.conftest import MB, check_embeddings
 
 
 def linear_weight_numel(model):
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-
-
-def check_embeddings(emb, fp32_emb, n, dim=384):
-    assert emb.shape == (n, dim) and emb.dtype == np.float32
-    assert np.isfinite(emb).all()
-    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    return metrics.fidelity(fp32_emb, emb)
-
-
-# --- FP16 / BF16 --------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,cos_mean,cos_min", [("fp16", 0.9999, 0.9998), ("bf16", 0.999, 0.998)])
-def test_half_precision_cpu(reference, texts, fp32_emb, fp32_disk, name, cos_mean, cos_min):
-    enc = methods.build(name, reference)
-    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
-    print(name, {k: round(f[k], 6) for k in ("cos_mean", "cos_min")})
-    assert f["cos_mean"] >= cos_mean and f["cos_min"] >= cos_min
-    assert enc.compute_precision == name
-    assert next(enc.model.parameters()).dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[name]
-    assert next(reference.model.parameters()).dtype == torch.float32  # the reference is untouched
-    assert enc.param_bytes() == 2 * reference.num_parameters
-    disk = enc.size_on_disk()
-    print(name, "disk MB", disk / MB, "fp32", fp32_disk / MB)
-    assert 0.45 * fp32_disk < disk < 0.55 * fp32_disk
-    native = enc.info["cpu_native_flags"]
-    assert set(native) <= env.cpu_flags() and enc.info["cpu_native"] == bool(native)
-
-
-def test_half_precision_rejects_options(reference):
-    with pytest.raises(methods.UnknownOptionError, match="fp16: unknown option.*threshold.*attn \\(default 'sdpa'\\)"):
-        methods.build("fp16", reference, threshold=1)
 
 
 def test_static_int8_is_cpu_only(reference):
@@ -59,15 +24,6 @@ def test_torch_ao_dynamic_on_cuda_says_why(reference, monkeypatch):
     monkeypatch.setattr("bgeq_utils.core.env.has_cuda", lambda: True)
     with pytest.raises(methods.MethodUnavailable, match="CPU kernels only"):
         methods.build("int8-dynamic-torch", reference, device="cuda", api="torch.ao")
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("name", ["fp16", "bf16"])
-def test_half_precision_cuda(reference, texts, fp32_emb, name):
-    enc = methods.build(name, reference, device="cuda")
-    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
-    assert f["cos_mean"] >= 0.999 and next(enc.model.parameters()).is_cuda
 
 
 # --- INT8 dynamic -------------------------------------------------------------------------------
@@ -119,15 +75,6 @@ def test_int8_dynamic_bad_options(reference):
         methods.build("int8-dynamic-torch", reference, bits=4)
     with pytest.raises(ValueError, match="compile=True applies to api='torchao' only"):
         methods.build("int8-dynamic-torch", reference, api="torch.ao", compile=True)
-
-
-# --- compiled FP32: the same-runtime baseline of compiled INT8 -----------------------------------
-def test_fp32_inductor_is_fp32_through_the_compiler(reference, texts, fp32_emb):
-    enc = methods.build("fp32-inductor", reference, freezing=False)
-    assert enc.runtime == "inductor" and methods.get("fp32-inductor").baseline_in_runtime == "fp32-inductor"
-    f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
-    assert f["cos_min"] > 0.99999
-    assert methods.get("int8-static-torch").runtime == "inductor"
 
 
 # --- INT8 static (PT2E) -------------------------------------------------------------------------
@@ -196,50 +143,3 @@ def test_int8_static_torch_compiled(reference, texts, fp32_emb):
     assert enc.info["compiled"] and enc.compute_precision == "int8"
     f = check_embeddings(enc.encode(texts, batch_size=6), fp32_emb, len(texts))
     assert f["cos_mean"] >= 0.98
-
-
-# --- FP16 overflow check ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def few_texts(lee_small):
-    return list(lee_small.corpus.values())[:6]
-
-
-def test_overflow_check_passes_on_the_real_model(reference, few_texts):
-    half = copy.deepcopy(reference.model).half()
-    table, verdict = overflow.check_fp16_overflow(reference.model, reference.tokenizer, few_texts, half_model=half)
-    n_layers = reference.model.config.num_hidden_layers
-    assert len(table) == 2 + 9 * n_layers
-    assert set(table["site"]) == set(overflow.SITE_ORDER)
-    assert (table["max_abs"] > 0).all() and np.isfinite(table["max_abs"]).all()
-    assert not table["overflows_fp16"].any() and (table["nan"] == 0).all()
-    assert verdict.startswith("SAFE") and "0 of 6 texts non-finite" in verdict
-    # the hooks saw the true maximum: the layer output is the last hidden state
-    with torch.inference_mode():
-        enc = reference.tokenizer(few_texts, padding=True, truncation=True, return_tensors="pt")
-        h = reference.model(**enc).last_hidden_state[enc["attention_mask"].bool()]
-    last = table[(table.layer == n_layers - 1) & (table.site == "layer")]["max_abs"].item()
-    assert last == pytest.approx(float(h.abs().max()), rel=1e-6)
-
-
-def test_overflow_check_detects_an_injected_overflow(reference, few_texts):
-    bad = copy.deepcopy(reference.model)
-    with torch.no_grad():
-        bad.encoder.layer[2].intermediate.dense.weight *= 3000.0  # FFN of layer 2 now exceeds 65504
-    table, verdict = overflow.check_fp16_overflow(bad, reference.tokenizer, few_texts,
-                                                  half_model=copy.deepcopy(bad).half())
-    flagged = table[table["overflows_fp16"]]
-    assert not flagged.empty and (flagged["layer"] == 2).all()
-    assert (table[table.layer < 2]["overflows_fp16"] == False).all()  # noqa: E712
-    assert verdict.startswith("OVERFLOW") and "layer 2" in verdict
-    assert "6 of 6 texts non-finite" in verdict  # the FP16 copy really produces NaN/inf
-
-
-def test_overflow_at_risk_and_errors(reference, few_texts):
-    table = overflow.activation_maxima(reference.model, reference.tokenizer, few_texts[:2])
-    assert overflow.verdict(table, risk_factor=1e4).startswith("AT RISK")
-    assert overflow.nonfinite(np.array([[1.0, np.nan], [0.0, 1.0], [np.inf, 2.0]])) == \
-        {"rows": 3, "nonfinite_rows": 2, "nan": 1, "inf": 1}
-    with pytest.raises(ValueError, match="FP32 model's activations"):
-        overflow.check_fp16_overflow(copy.deepcopy(reference.model).half(), reference.tokenizer, few_texts)
-    with pytest.raises(ValueError, match="no encoder.layer"):
-        overflow.activation_maxima(torch.nn.Linear(2, 2), reference.tokenizer, few_texts)
