@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bgeq_utils.core import vocab
+
 DEFAULT_RUNS = ["default", "bge-large-random"]
 
 
@@ -65,7 +67,6 @@ def cmd_report(a) -> int:
 def cmd_recommend(a) -> int:
     from bgeq_utils.compare import tabulate
     from bgeq_utils.compare.recommend import groups_on, recommend
-    from bgeq_utils.core import vocab
     results, _ = _results(a.runs)
     m = tabulate(results, a.batch_size, a.seq_len)
     device = vocab.device_kind(a.device)
@@ -124,8 +125,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("runs", nargs="*", metavar="RUN",
                        help=f"run names or folders of Results (default: {' '.join(DEFAULT_RUNS)})")
         p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-        p.add_argument("--batch-size", type=int, default=8, help="the speed cell compared (default: 8)")
-        p.add_argument("--seq-len", type=int, default=128)
+        p.add_argument("--batch-size", type=int, default=vocab.COMPARISON_CELL[0],
+                       help=f"the speed cell compared (default: {vocab.COMPARISON_CELL[0]}, make run's)")
+        p.add_argument("--seq-len", type=int, default=vocab.COMPARISON_CELL[1])
 
     p = sub.add_parser("report", help="build report.html, comparison.csv/.md and ledger.csv from runs")
     comparison_args(p)

@@ -270,7 +270,7 @@ class Measured:
     """The measured table (one row per Result) and the Results behind it, by row uid."""
     table: pd.DataFrame
     results: dict = field(default_factory=dict)
-    batch_size: int = 32
+    batch_size: int = vocab.COMPARISON_CELL[0]
     seq_len: int = 128
 
     def result(self, row) -> Result:
@@ -293,7 +293,8 @@ def speed_cell(group: list[Result], batch_size: int, seq_len: int) -> tuple[int,
     return min(cells, key=lambda c: (c[1] != seq_len, abs(math.log(c[0] / batch_size)), -c[0]))
 
 
-def tabulate(results, batch_size: int = 32, seq_len: int = 128) -> Measured:
+def tabulate(results, batch_size: int = vocab.COMPARISON_CELL[0], seq_len: int = vocab.COMPARISON_CELL[1]
+             ) -> Measured:
     """Build the measured table of ``results`` (any mix of runs, models and devices)."""
     results = list(results)
     groups: dict[tuple, list[Result]] = {}

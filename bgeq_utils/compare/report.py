@@ -23,7 +23,7 @@ from bgeq_utils.compare import embedding_storage, plots, tables
 from bgeq_utils.compare import ledger as ledger_mod
 from bgeq_utils.compare.measured import Measured, load, tabulate
 from bgeq_utils.compare.recommend import Recommendation, groups_on, recommend
-from bgeq_utils.core import env, paths
+from bgeq_utils.core import env, paths, vocab
 
 
 @dataclass
@@ -54,7 +54,8 @@ class Comparison:
 
 def compute(results, sources=(), device: str = "cpu", memory_budget_mb: float | None = None,
             max_quality_loss_pct: float = 1.0, min_speedup: float = 1.0, objective: str = "speed",
-            batch_size: int = 32, seq_len: int = 128, claims=None, storage=None, min_cos: float = 0.99) -> Comparison:
+            batch_size: int = vocab.COMPARISON_CELL[0], seq_len: int = vocab.COMPARISON_CELL[1], claims=None,
+            storage=None, min_cos: float = 0.99) -> Comparison:
     """The comparison of ``results``; ``storage``: notebook 08's records (by default those of the Results' runs);
     ``min_cos``: the fidelity that stands in for quality in groups without it (see :func:`recommend`)."""
     m = tabulate(results, batch_size, seq_len)

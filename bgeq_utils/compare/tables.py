@@ -90,11 +90,12 @@ def footprint(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataF
         rows.append(_id(r) | {
             "group": r["group"], "size MB": _num(r, "disk_mb", 1), "size x fp32": _num(r, "size_ratio", 3),
             "weights MB": _num(r, "param_mb", 1), "memory MB": fmt(r, "memory_mb", 0),
-            "memory x fp32": fmt(r, "memory_ratio"), "resident MB": fmt(r, "resident_mb", 0),
-            "reason": r["reason"] or None})
-    return _finish(rows, m, "memory: peak RSS while embedding batch 32 x 128 tokens over a baseline process that "
-                            "imported the method's libraries (CUDA: peak allocated), median of fresh processes with "
-                            "their range; resident: after loading, over the same baseline")
+            "memory x fp32": fmt(r, "memory_ratio"), "memory at": r.get("memory_batch") or None,
+            "resident MB": fmt(r, "resident_mb", 0), "reason": r["reason"] or None})
+    return _finish(rows, m, "memory: peak RSS while embedding one batch of the run's speed cell ('memory at': batch "
+                            "x tokens) over a baseline process that imported the method's libraries (CUDA: peak "
+                            "allocated), median of fresh processes with their range; resident: after loading, over "
+                            "the same baseline")
 
 
 def fidelity(m: Measured, defaults_only: bool = False, labels=None) -> pd.DataFrame:

@@ -27,6 +27,9 @@ RETRIEVAL_DEGRADATION_KEYS = ("recall@10", "mrr@10")
 QUALITY_NOT_APPLICABLE = "quality is not applicable"
 #: below this lowest cosine between a text embedded alone and in a batch, a method is flagged as batch-dependent
 INVARIANCE_FLAG = 0.999
+#: the speed cell (batch, tokens) the comparison reads unless told otherwise: `make run`'s, where every default
+#: method is timed in one window (a group timed on another grid is read at its nearest cell, which its rows name)
+COMPARISON_CELL = (8, 128)
 #: the extra of bgeq that installs a backend's top-level module (make setup installs every extra)
 EXTRAS = {"openvino": "openvino", "nncf": "openvino", "ctranslate2": "ct2", "bitsandbytes": "bnb", "accelerate": "bnb",
           "torchao": "torchao", "optimum": "quanto", "faiss": "faiss", "dask": "dask", "distributed": "dask"}

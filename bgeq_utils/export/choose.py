@@ -39,7 +39,8 @@ def choose(run: str = "default", method: str = "", model_id: str | None = None, 
         return Choice(None, context=results, why=f"no Results of {model_id or 'any model'} on {kind} to recommend "
                       f"from ({where}): run the method notebooks first, or name a method")
     # without a cell, the comparison's default: each group is read there or at its nearest timed cell
-    cmp = compute(mine, messages, device=kind, batch_size=batch_size or 32, seq_len=seq_len or 128, **constraints)
+    cmp = compute(mine, messages, device=kind, batch_size=batch_size or vocab.COMPARISON_CELL[0],
+                  seq_len=seq_len or vocab.COMPARISON_CELL[1], **constraints)
     recs = [rec for rec in cmp.recommendations.values() if rec.device == kind and rec.ok]
     if not recs:
         return Choice(None, comparison=cmp, context=results,

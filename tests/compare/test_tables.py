@@ -41,3 +41,12 @@ def test_the_guide_table_reads_not_applicable_without_a_proxy():
     gt = tables.guide_table(tabulate(_texts_group()))
     assert gt["quality loss %"].tolist() == [NA_TEXTS, NA_TEXTS] and gt["cos to fp32"].notna().all()
     assert "quality from" not in gt or gt["quality from"].isna().all()
+
+
+def test_every_memory_row_names_the_batch_it_was_measured_at():
+    base, q = fp32(mem_mb=1300.0, speed=1.0), result("int8-dynamic-onnx", "int8", mem_mb=400.0, speed=3.0)
+    for r in (base, q):
+        r.memory |= {"batch_size": 8, "seq_len": 128}
+    t = tables.footprint(tabulate([base, q], 8, 128)).set_index("method")
+    assert list(t["memory at"]) == ["8x128", "8x128"]
+    assert "one batch of the run's speed cell ('memory at'" in t.attrs["note"] and "32 x 128" not in t.attrs["note"]
