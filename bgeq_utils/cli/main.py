@@ -2,6 +2,8 @@
 
 Each subcommand is a thin door onto the package (the runner, the speed suite, the comparison, the export),
 so the command line and the notebooks give the same figures. Errors are one line on stderr and exit code 2.
+Each subcommand imports its floor of the package when it is chosen: `bgeq --help` and a usage error load no
+torch, dask or plotting library.
 """
 from __future__ import annotations
 

@@ -253,7 +253,7 @@ def figure(records, metric: str = "ndcg@10", env_label: str = ""):
     line per output precision, one panel per model method; None when there is nothing to draw."""
     import matplotlib.pyplot as plt
 
-    from bgeq_utils.compare import plots
+    from bgeq_utils.compare import plots  # matplotlib and seaborn: only when a figure is drawn
     ok = [r for r in records if r.ok and _est(r.retention.get(metric)) is not None]
     if not ok:
         return None

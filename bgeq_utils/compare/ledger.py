@@ -46,6 +46,7 @@ import yaml
 
 from bgeq_utils import methods
 from bgeq_utils.compare.measured import Measured, default_rows, estimate
+from bgeq_utils.compare.recommend import _separated, compared_column, groups_on, recommend
 from bgeq_utils.core import paths, vocab
 from bgeq_utils.core import uncertainty as U
 from bgeq_utils.core.uncertainty import Estimate
@@ -466,7 +467,6 @@ def _check_relation(c: Claim, m: Measured, column: str, adjust: bool = True) -> 
 
 
 def _check_recommendation(c: Claim, m: Measured) -> dict:
-    from bgeq_utils.compare.recommend import _separated, compared_column, groups_on, recommend
     params = dict(c.recommend or {})
     devices = params.pop("device", ["cpu"])
     devices = [devices] if isinstance(devices, str) else list(devices)

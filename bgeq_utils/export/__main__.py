@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-texts", type=int, default=50)
     a = ap.parse_args(argv)
 
+    # after the arguments parse: a usage error or --help costs no torch import
     import pandas as pd
 
     from bgeq_utils.core import paths

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bgeq_utils.compare import measured as mm
+from bgeq_utils.compare.report import compute
 from bgeq_utils.core import vocab
 from bgeq_utils.export.formats import ExportError, check_exportable
 
@@ -24,8 +26,6 @@ def choose(run: str = "default", method: str = "", model_id: str | None = None, 
     run has one), else the run's recommendation on ``device`` in the group of ``model_id`` (any group of the
     run on that device when None). ``constraints``: memory_budget_mb, max_quality_loss_pct, min_speedup,
     objective, as in 09_comparison."""
-    from bgeq_utils.compare import measured as mm
-    from bgeq_utils.compare.report import compute
     results, messages = mm.load([run])
     kind = vocab.device_kind(device)
     mine = [r for r in results if r.device_kind == kind and (model_id is None or r.model.get("id") == model_id)]

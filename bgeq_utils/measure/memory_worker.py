@@ -49,6 +49,8 @@ def main(argv):
 
     import torch  # noqa: F401  (imports count in the baseline, not in the model)
 
+    # the package after torch and the method's libraries, and before the baseline reading: a fresh process's
+    # imports are counted in its baseline, never in the model's memory
     from bgeq_utils import methods
     from bgeq_utils.inputs import data, models
     with warnings.catch_warnings():

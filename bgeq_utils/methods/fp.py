@@ -22,6 +22,7 @@ from bgeq_utils.core import env, vocab
 from bgeq_utils.inputs import data
 from bgeq_utils.methods.encoders import TorchEncoder
 from bgeq_utils.methods.registry import register
+from bgeq_utils.methods.torch_int8 import CompiledEncoder, _FrozenCompiled, _last_hidden
 
 # CPU instructions that give each half-precision format native arithmetic.
 NATIVE_CPU_FLAGS = {
@@ -207,7 +208,6 @@ def fp32_inductor(reference, device="cpu", calibration=None, freezing: bool = Tr
     INT8); on CPU the PT2E methods' (the whole model, Inductor freezing)."""
     import torch
 
-    from bgeq_utils.methods.torch_int8 import CompiledEncoder, _FrozenCompiled, _last_hidden
 
     model = copy.deepcopy(reference.model).to(device).eval()
     if getattr(model, "pooler", None) is not None:

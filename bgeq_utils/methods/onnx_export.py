@@ -27,6 +27,7 @@ import numpy as np
 
 from bgeq_utils.core import paths
 from bgeq_utils.core.env import package_versions
+from bgeq_utils.methods.encoders import pool_numpy
 
 CACHE_FORMAT = 1
 MANIFEST = "bgeq_cache.json"
@@ -304,7 +305,6 @@ def check_export(model_path: str | Path, reference, torch_model=None) -> float:
     import onnxruntime as ort
     import torch
 
-    from bgeq_utils.methods.encoders import pool_numpy
     torch_model = torch_model or reference.model
     dev = next(torch_model.parameters()).device
     so = ort.SessionOptions()

@@ -14,8 +14,11 @@ import numpy as np
 
 from bgeq_utils.core import env, paths, vocab
 from bgeq_utils.methods import onnx_export as ox
+from bgeq_utils.methods import sensitivity
 from bgeq_utils.methods.encoders import Encoder, graph_feeds, pool_numpy
+from bgeq_utils.methods.onnx import _check_calibration
 from bgeq_utils.methods.registry import MethodUnavailable, register
+from bgeq_utils.methods.sensitivity import graph_node
 
 IR_FILE = "model.xml"
 _PRECISIONS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
@@ -204,7 +207,6 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
     texts finds worst in FP32 (``methods.sensitivity``; their names are recorded).
     """
     _check_device(device)
-    from bgeq_utils.methods.onnx import _check_calibration
     texts = _check_calibration(calibration, "int8-static-openvino")
     try:
         import nncf
@@ -257,7 +259,6 @@ def int8_static_openvino(reference, device="cpu", calibration=None, preset: str 
                     smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=float(smooth_quant_alpha)))
             kept = _most_sensitive(reference, texts, keep_fp32_layers)   # inside the build: a cache hit skips it
             if kept:
-                from bgeq_utils.methods.sensitivity import graph_node
                 extra["ignored_scope"] = nncf.IgnoredScope(names=[graph_node(n) for n in kept])
             q = nncf.quantize(model, nncf.Dataset(items), preset=presets[options["preset"]],
                               model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items),
@@ -282,7 +283,6 @@ def _most_sensitive(reference, texts: list[str], k: int) -> list[str]:
     """The k Linear layers a sensitivity scan on the calibration texts finds worst (none for k = 0)."""
     if not k:
         return []
-    from bgeq_utils.methods import sensitivity
     scan = sensitivity.linear_sensitivity(reference.model, reference.tokenizer, texts, texts,
                                           max_length=min(sensitivity.SCAN_LENGTH, reference.max_seq_length))
     return sensitivity.most_sensitive(scan, k)

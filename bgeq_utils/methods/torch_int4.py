@@ -22,7 +22,7 @@ import copy
 import json
 from pathlib import Path
 
-from bgeq_utils.methods.encoders import TorchEncoder, storage_tensors
+from bgeq_utils.methods.encoders import TorchEncoder, pool_torch, storage_tensors
 from bgeq_utils.methods.encoders import storage_bytes as _storage_bytes
 from bgeq_utils.methods.registry import MethodUnavailable, register
 
@@ -128,7 +128,6 @@ class QuantizedTorchEncoder(TorchEncoder):
         # inference tensor"); no_grad computes the same thing.
         import torch
 
-        from bgeq_utils.methods.encoders import pool_torch
         feats = {k: torch.from_numpy(v).to(self.device) for k, v in features.items()}
         with torch.no_grad():
             out = self.model(**feats)

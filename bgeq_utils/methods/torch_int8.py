@@ -34,6 +34,7 @@ import warnings
 from pathlib import Path
 
 from bgeq_utils.core import paths, vocab
+from bgeq_utils.methods import onnx_export as ox
 from bgeq_utils.methods.encoders import FEATURES, TorchEncoder, pool_torch
 from bgeq_utils.methods.registry import MethodUnavailable, register
 
@@ -346,7 +347,6 @@ def _calibrate(reference, prepared, texts: list[str], batch_size: int, reduce_ra
     same."""
     import torch
 
-    from bgeq_utils.methods import onnx_export as ox
     keys = sorted(_observer_state(prepared))
     parts = {"model": ox.model_fingerprint(reference.folder),
              "graph": hashlib.sha256(prepared.code.encode()).hexdigest(),

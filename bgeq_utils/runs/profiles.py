@@ -62,7 +62,7 @@ def load_profile(name_or_path: str) -> dict:
     if bad:
         raise ProfileError(f"{p}: notebooks {bad} are not in notebooks/; known: {', '.join(known_notebooks())}")
     if "comparison" in prof:
-        from bgeq_utils.measure import comparison_window
+        from bgeq_utils.measure import comparison_window  # torch and the registry: only for a comparison list
         try:
             prof["comparison"] = comparison_window.check_methods(prof["comparison"])
         except (ValueError, KeyError) as e:

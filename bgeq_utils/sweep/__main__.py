@@ -41,7 +41,7 @@ def dry_run(g) -> str:
 
 def main(argv=None, prog: str = "python -m bgeq_utils.sweep") -> int:
     a = parser(prog).parse_args(argv)
-    from bgeq_utils.sweep import cluster, grid, schedule
+    from bgeq_utils.sweep import cluster, grid, schedule  # after parsing: --help costs no dask import
     try:
         g = grid.load_grid(a.grid)
         if a.dry_run:

@@ -19,6 +19,8 @@ from collections import Counter
 from contextlib import contextmanager
 from urllib.parse import urlparse
 
+from bgeq_utils.sweep.tasks import host_cores
+
 BENCH = "bench"
 #: memory one notebook process may take (bge-large FP32 plus a quantized copy and the runtimes)
 TASK_MEMORY_BYTES = 4 * 2**30
@@ -32,7 +34,6 @@ def default_workers() -> int:
     """As many single-threaded workers as the machine allows: its cores, fewer when memory is short."""
     import psutil
 
-    from bgeq_utils.sweep.tasks import host_cores
     by_memory = int(psutil.virtual_memory().available // TASK_MEMORY_BYTES)
     return max(1, min(host_cores(), by_memory))
 

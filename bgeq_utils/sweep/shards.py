@@ -20,6 +20,7 @@ from bgeq_utils import methods
 from bgeq_utils.core import paths
 from bgeq_utils.inputs import data, models
 from bgeq_utils.measure import pipeline
+from bgeq_utils.sweep import tasks
 
 _LOADED: dict[tuple, tuple] = {}
 
@@ -115,7 +116,6 @@ def run_shards(task: dict, outputs: str, context: dict, *deps: dict) -> dict:
 
     from distributed import worker_client
 
-    from bgeq_utils.sweep import tasks
     blocked = tasks.blocked_by(task, list(deps))
     if blocked:
         return blocked

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from bgeq_utils.core import paths, results
+from bgeq_utils.runs.profiles import to_html
 
 #: environment variables that fix the thread count of the numeric libraries a notebook loads
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -144,7 +145,6 @@ def run_notebook(task: dict, outputs: str, context: dict, threads: int | None = 
     page = None
     if html and out.is_file():
         try:
-            from bgeq_utils.runs.profiles import to_html
             page = str(to_html(out))
         except Exception:  # a rendering problem never hides the notebook's own outcome
             page = None
