@@ -271,7 +271,7 @@ class Measured:
     table: pd.DataFrame
     results: dict = field(default_factory=dict)
     batch_size: int = vocab.COMPARISON_CELL[0]
-    seq_len: int = 128
+    seq_len: int = vocab.COMPARISON_CELL[1]
 
     def result(self, row) -> Result:
         return self.results[row["uid"]]

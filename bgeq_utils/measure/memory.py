@@ -78,40 +78,27 @@ def _measured(job: dict):
         return e
 
 
-#: memory that must be free for a fresh process to start beside the work that goes on building the next methods
-EARLY_HEADROOM = 6 * 2 ** 30
+class MemoryProcesses:
+    """Memory measurements (:func:`measure_memory`'s keyword arguments each), ``workers`` fresh processes at a
+    time, collected by key: a measurement that fails gives its exception (recorded by the caller against its
+    method) instead of ending the others."""
 
-
-class EarlyMemory:
-    """Memory processes started while the caller goes on building the next methods, collected before its timing
-    window (no window runs beside them). CPU only: a process's peak RSS is its own whatever runs beside it; on
-    CUDA, where a driver without per-process figures leaves only the device's, and whenever less than
-    ``headroom`` bytes are free, :meth:`start` declines and the caller measures after its window instead."""
-
-    def __init__(self, device: str, wanted: bool = True, workers: int | None = None,
-                 headroom: int = EARLY_HEADROOM):
+    def __init__(self, workers: int | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.on = bool(wanted) and vocab.device_kind(device) == "cpu"
-        self.headroom = headroom
-        self._pool = ThreadPoolExecutor(max_workers=workers or MEMORY_WORKERS) if self.on else None
+        self.workers = workers or MEMORY_WORKERS
+        self._pool = ThreadPoolExecutor(max_workers=self.workers)
         self._futures: dict = {}
 
-    def start(self, key, job: dict) -> bool:
-        """Start ``job`` (:func:`measure_memory`'s keyword arguments) under ``key``; False when declined."""
-        import psutil
-
-        if not self.on or psutil.virtual_memory().available < self.headroom:
-            return False
+    def submit(self, key, job: dict) -> None:
         self._futures[key] = self._pool.submit(_measured, job)
-        return True
 
-    def wait(self, progress: bool = True) -> dict:
-        """{key: memory dict or exception} of every started job, once all are done."""
+    def wait(self, progress: bool = True, desc: str = "memory") -> dict:
+        """{key: memory dict or exception} of every submitted job, once all are done."""
         bar = None
         if progress and self._futures:
             from tqdm.auto import tqdm
-            bar = tqdm(total=len(self._futures), desc="memory (started while building)", leave=False)
+            bar = tqdm(total=len(self._futures), desc=desc, leave=False)
         out = {}
         for key, f in self._futures.items():
             out[key] = f.result()
@@ -122,8 +109,36 @@ class EarlyMemory:
         return out
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: memory that must be free for a fresh process to start beside the work that goes on building the next methods
+EARLY_HEADROOM = 6 * 2 ** 30
+
+
+class EarlyMemory(MemoryProcesses):
+    """Memory processes started while the caller goes on building the next methods, collected before its timing
+    window (no window runs beside them). CPU only: a process's peak RSS is its own whatever runs beside it; on
+    CUDA, where a driver without per-process figures leaves only the device's, and whenever less than
+    ``headroom`` bytes are free, :meth:`start` declines and the caller measures after its window instead."""
+
+    def __init__(self, device: str, wanted: bool = True, workers: int | None = None,
+                 headroom: int = EARLY_HEADROOM):
+        super().__init__(workers)
+        self.on = bool(wanted) and vocab.device_kind(device) == "cpu"
+        self.headroom = headroom
+
+    def start(self, key, job: dict) -> bool:
+        """Start ``job`` under ``key``; False when declined."""
+        import psutil
+
+        if not self.on or psutil.virtual_memory().available < self.headroom:
+            return False
+        self.submit(key, job)
+        return True
+
+    def wait(self, progress: bool = True, desc: str = "memory (started while building)") -> dict:
+        return super().wait(progress, desc)
 
 
 def measure_memory_many(jobs: list[dict], workers: int | None = None, progress: bool = True) -> list:
@@ -131,24 +146,13 @@ def measure_memory_many(jobs: list[dict], workers: int | None = None, progress: 
     at a time (default :data:`MEMORY_WORKERS`; give 1 on CUDA, where a driver that lists no per-process memory
     leaves only the device's, which two processes would share). Returns each job's memory dict, or the
     exception that ended it, in order."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    workers = workers or MEMORY_WORKERS
     if not jobs:
         return []
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(jobs), desc=f"memory ({min(workers, len(jobs))} fresh processes at a time)",
-                   leave=False)
-    out = [None] * len(jobs)
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
-        futures = {pool.submit(_measured, j): i for i, j in enumerate(jobs)}
-        for f in futures:
-            out[futures[f]] = f.result()
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
-    return out
+    pool = MemoryProcesses(min(workers or MEMORY_WORKERS, len(jobs)))
+    try:
+        for i, job in enumerate(jobs):
+            pool.submit(i, job)
+        got = pool.wait(progress, f"memory ({pool.workers} fresh processes at a time)")
+    finally:
+        pool.close()
+    return [got[i] for i in range(len(jobs))]

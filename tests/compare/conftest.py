@@ -12,11 +12,19 @@ def _texts_group(run="mine"):
                        mem_mb=200, speed=(2.2, 2.1, 2.3), cos=(0.994, 0.993, 0.995))]
 
 
-def _row(m, label, dataset):
+def the_row(m, label, **where):
+    """The one row of the measured table ``m`` with this label and these column values."""
     t = m.table
-    rows = t[(t["label"] == label) & (t["dataset"] == dataset)]
-    assert len(rows) == 1, (label, dataset)
+    keep = t["label"] == label
+    for column, value in where.items():
+        keep &= t[column] == value
+    rows = t[keep]
+    assert len(rows) == 1, (label, where)
     return rows.iloc[0]
+
+
+def _row(m, label, dataset):
+    return the_row(m, label, dataset=dataset)
 
 
 @pytest.fixture(scope="module")

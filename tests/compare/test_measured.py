@@ -3,14 +3,12 @@ import pytest
 
 from bgeq_utils.compare import recommend, tabulate
 from bgeq_utils.compare.measured import default_rows, estimate
+from tests.compare.conftest import the_row
 from tests.factories import BGE, fp32, result
 
 
 def _row(m, label, model="all-MiniLM-L6-v2"):
-    t = m.table
-    rows = t[(t["label"] == label) & (t["model"] == model)]
-    assert len(rows) == 1, (label, model)
-    return rows.iloc[0]
+    return the_row(m, label, model=model)
 
 
 @pytest.fixture(scope="module")
